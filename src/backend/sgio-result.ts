@@ -1,0 +1,224 @@
+/**
+ * Turns the outcome of one SG_IO ioctl into the (status, sense, size) triple
+ * the helper puts on the wire. Pure: no I/O, no logging; the caller logs.
+ *
+ * Reference: pr-helper-protocol.md 2.3 (decision order), 2.4a (errno table),
+ * 2.4b (host_status table), 2.4c (synthesized fixed sense), 1.5 (sense buffer).
+ */
+import { Sense, fixedSense, type SenseCode } from '../scsi/sense.js';
+import { ScsiStatus } from '../scsi/status.js';
+
+/** Size of the sense buffer handed to SG_IO and sent in every reply. */
+export const SGIO_SENSE_LENGTH = 96;
+
+/** Linux errno numbers that 2.4a distinguishes (x86/arm/generic ABI values). */
+export const Errno = {
+  ENOMEM: 12,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EDOM: 33,
+  EBADE: 52,
+  ENODATA: 61,
+  EREMOTEIO: 121,
+  ENOMEDIUM: 123,
+} as const;
+
+/** SG_IO host_status values (Linux DID_*) that 2.4b maps to something specific. */
+export const HostStatus = {
+  OK: 0x00,
+  NO_CONNECT: 0x01,
+  BUS_BUSY: 0x02,
+  TIME_OUT: 0x03,
+  BAD_TARGET: 0x04,
+  ABORT: 0x05,
+  RESET: 0x08,
+  TRANSPORT_DISRUPTED: 0x0e,
+  TARGET_FAILURE: 0x10,
+  NEXUS_FAILURE: 0x11,
+  ALLOC_FAILURE: 0x12,
+  MEDIUM_ERROR: 0x13,
+} as const;
+
+/**
+ * The original tests driver_status against DRIVER_TIMEOUT (6) as a bit mask,
+ * so any of bits 1-2 counts (2.3 step 3); we reproduce the mask, not the intent.
+ */
+export const DRIVER_STATUS_BUSY_MASK = 0x06;
+
+/**
+ * Which QEMU release's errno table to follow. Only ENODEV differs (spec 0, item 1).
+ * The default is 7.2 because the differential suite compares us byte for byte
+ * with Debian's 7.2 binary.
+ */
+export type ErrnoPolicy = 'qemu-7.2' | 'qemu-10.1';
+
+/** What the SG_IO worker observed. */
+export interface SgioOutcome {
+  /** 0 if the ioctl returned >= 0, else the positive Linux errno. */
+  errno: number;
+  /** sg_io_hdr.status: the device's SCSI status byte. */
+  status: number;
+  hostStatus: number;
+  driverStatus: number;
+  resid: number;
+  /** The sense buffer after the ioctl (zeroed before it), normally 96 bytes. */
+  sense: Buffer;
+}
+
+/** What goes into the reply header (plus how many data bytes are valid). */
+export interface MappedResult {
+  status: number;
+  /** Always exactly 96 bytes. */
+  sense: Buffer;
+  /** Valid data bytes: dxferLen - resid on GOOD, otherwise 0. */
+  transferred: number;
+  /**
+   * Set when host_status was a value 2.4b does not know. The original reports
+   * GOOD in that case; we answer CHECK CONDITION instead and let the caller log it.
+   */
+  unknownHostStatus?: number;
+}
+
+interface StatusAndSense {
+  status: number;
+  /** Present only when status is CHECK CONDITION. */
+  code?: SenseCode;
+}
+
+const check = (code: SenseCode): StatusAndSense => ({ status: ScsiStatus.CHECK_CONDITION, code });
+
+function statusFromErrno(errno: number, policy: ErrnoPolicy): StatusAndSense {
+  switch (errno) {
+    case 0:
+      return { status: ScsiStatus.GOOD };
+    case Errno.EDOM:
+      return { status: ScsiStatus.TASK_SET_FULL };
+    case Errno.EBADE:
+      return { status: ScsiStatus.RESERVATION_CONFLICT };
+    case Errno.ENODATA:
+      return check(Sense.UNRECOVERED_READ_ERROR);
+    case Errno.EREMOTEIO:
+    case Errno.ENOMEM:
+      return check(Sense.INTERNAL_TARGET_FAILURE);
+    case Errno.ENOMEDIUM:
+      return check(Sense.MEDIUM_NOT_PRESENT);
+    case Errno.EINVAL:
+      return check(Sense.INVALID_FIELD_IN_CDB);
+    case Errno.ENOSPC:
+      return check(Sense.SPACE_ALLOCATION_FAILED_WRITE_PROTECT);
+    case Errno.ENODEV:
+      // 2.4a: QEMU >= 10.1 gives ENODEV its own row (HARDWARE ERROR 04/44/00);
+      // 7.2 has no such case, so ENODEV falls through to the default row below.
+      if (policy === 'qemu-10.1') return check(Sense.INTERNAL_TARGET_FAILURE);
+      return check(Sense.IO_PROCESS_TERMINATED);
+    default:
+      return check(Sense.IO_PROCESS_TERMINATED);
+  }
+}
+
+/** null = a host_status value 2.4b has no row for. */
+function statusFromHostStatus(hostStatus: number): StatusAndSense | null {
+  switch (hostStatus) {
+    case HostStatus.NO_CONNECT:
+      return check(Sense.LUN_NOT_RESPONDING);
+    case HostStatus.BUS_BUSY:
+      return { status: ScsiStatus.BUSY };
+    case HostStatus.TIME_OUT:
+      return check(Sense.COMMAND_TIMEOUT);
+    case HostStatus.BAD_TARGET:
+      return check(Sense.LUN_COMMUNICATION_FAILURE);
+    case HostStatus.ABORT:
+      return check(Sense.COMMANDS_CLEARED_BY_DEVICE_SERVER);
+    case HostStatus.RESET:
+      return check(Sense.POWER_ON_RESET);
+    case HostStatus.TRANSPORT_DISRUPTED:
+      return check(Sense.I_T_NEXUS_LOSS);
+    case HostStatus.TARGET_FAILURE:
+      return check(Sense.INTERNAL_TARGET_FAILURE);
+    case HostStatus.NEXUS_FAILURE:
+      return { status: ScsiStatus.RESERVATION_CONFLICT };
+    case HostStatus.ALLOC_FAILURE:
+      return check(Sense.SPACE_ALLOCATION_FAILED_WRITE_PROTECT);
+    case HostStatus.MEDIUM_ERROR:
+      return check(Sense.UNRECOVERED_READ_ERROR);
+    default:
+      return null;
+  }
+}
+
+/** Copies (and zero-pads or truncates) whatever the kernel left into a fresh 96-byte buffer. */
+function senseBase(kernelSense: Buffer | undefined): Buffer {
+  const out = Buffer.alloc(SGIO_SENSE_LENGTH);
+  kernelSense?.copy(out, 0, 0, Math.min(kernelSense.length, SGIO_SENSE_LENGTH));
+  return out;
+}
+
+/**
+ * The original synthesizes sense by writing 18 fixed-format bytes over the
+ * start of the same buffer the kernel wrote into; bytes 18..95 are left as they
+ * were. We do the same so replies stay byte-identical even when the kernel
+ * returned sense together with a host/driver error.
+ */
+function finish(decided: StatusAndSense, base: Buffer, transferred: number): MappedResult {
+  if (decided.code !== undefined) fixedSense(decided.code).copy(base, 0);
+  return { status: decided.status, sense: base, transferred };
+}
+
+/**
+ * errno -> reply, for when SG_IO could not even be issued (bad fd, worker
+ * queue failure, ...). Same table as a failed ioctl; sense is zero apart from
+ * the synthesized 18 bytes.
+ */
+export function mapErrno(errno: number, errnoPolicy: ErrnoPolicy = 'qemu-7.2'): MappedResult {
+  // errno 0 would mean success; a caller that had no ioctl result cannot claim it.
+  const decided = statusFromErrno(errno === 0 ? -1 : errno, errnoPolicy);
+  return finish(decided, senseBase(undefined), 0);
+}
+
+/**
+ * Applies the 2.3 decision order: errno, then host_status, then the
+ * driver_status mask, then the device's own status and sense.
+ *
+ * @param dxferLen the dxfer_len given to SG_IO (8192 for PR IN, N for PR OUT).
+ */
+export function mapSgioOutcome(
+  o: SgioOutcome,
+  dxferLen: number,
+  errnoPolicy: ErrnoPolicy = 'qemu-7.2',
+): MappedResult {
+  const base = senseBase(o.sense);
+
+  if (o.errno !== 0) {
+    return finish(statusFromErrno(o.errno, errnoPolicy), base, 0);
+  }
+
+  if (o.hostStatus !== HostStatus.OK) {
+    const decided = statusFromHostStatus(o.hostStatus);
+    if (decided !== null) return finish(decided, base, 0);
+    // Deliberate difference: the original answers GOOD here (and even computes a
+    // size), turning e.g. DID_ERROR into success. We refuse to report success for
+    // a command the HBA says failed.
+    const result = finish(check(Sense.IO_PROCESS_TERMINATED), base, 0);
+    result.unknownHostStatus = o.hostStatus;
+    return result;
+  }
+
+  if ((o.driverStatus & DRIVER_STATUS_BUSY_MASK) !== 0) {
+    return finish({ status: ScsiStatus.BUSY }, base, 0);
+  }
+
+  // Device status verbatim; its sense (fixed or descriptor) passes through untouched.
+  const status = o.status;
+  return { status, sense: base, transferred: status === ScsiStatus.GOOD ? validBytes(dxferLen, o.resid) : 0 };
+}
+
+/**
+ * dxferLen - resid, kept within [0, dxferLen]: a negative or oversized resid
+ * from a confused driver must not produce a negative or too-large payload.
+ */
+function validBytes(dxferLen: number, resid: number): number {
+  const len = Number.isFinite(dxferLen) ? Math.max(0, Math.trunc(dxferLen)) : 0;
+  const r = Number.isFinite(resid) ? Math.min(Math.max(0, Math.trunc(resid)), len) : 0;
+  return len - r;
+}

@@ -1,0 +1,186 @@
+/**
+ * The only importer of the native addon (native/pr_native.c). Everything else
+ * uses these typed wrappers. Native failures are `SystemError`s carrying the
+ * errno name in `code` and the syscall in `syscall`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface SystemError extends Error {
+  code: string;
+  syscall: string;
+  errno: number;
+}
+
+export function isSystemError(err: unknown, code?: string): err is SystemError {
+  return err instanceof Error && typeof (err as SystemError).syscall === 'string' &&
+    (code === undefined || (err as SystemError).code === code);
+}
+
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface AcceptedConnection extends PeerCredentials {
+  readonly fd: number;
+}
+
+export interface ReceivedMessage {
+  /** 0 means end of stream. */
+  readonly bytes: number;
+  /** Every descriptor that arrived with these bytes; the caller owns (and must close) them. */
+  readonly fds: number[];
+  /** The kernel dropped descriptors that did not fit the control buffer. */
+  readonly truncated: boolean;
+}
+
+export interface FileStatus {
+  readonly mode: number;
+  readonly dev: number;
+  readonly ino: number;
+  readonly rdev: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** Values of sg_io_hdr.dxfer_direction. */
+export const SgDirection = { NONE: -1, TO_DEV: -2, FROM_DEV: -3 } as const;
+
+export interface SgioResult {
+  /** 0 when the ioctl itself succeeded, else its errno. */
+  readonly errno: number;
+  readonly status: number;
+  readonly maskedStatus: number;
+  readonly hostStatus: number;
+  readonly driverStatus: number;
+  readonly resid: number;
+  readonly senseLength: number;
+  /** Always 96 bytes: the buffer is zeroed before the ioctl. */
+  readonly sense: Buffer;
+  /** FROM_DEV only: the whole data buffer as the device left it. */
+  readonly data?: Buffer;
+  readonly durationNs: number;
+}
+
+export const PollEvent = { READABLE: 1, WRITABLE: 2 } as const;
+
+/** Opaque handle of an active readiness watch; it stays alive until pollClose(). */
+export interface PollHandle {
+  readonly __pollHandle: unique symbol;
+}
+
+export interface Capabilities {
+  readonly effective: bigint;
+  readonly permitted: bigint;
+  readonly inheritable: bigint;
+}
+
+interface NativeAddon {
+  listenUnix(path: string, backlog: number, mode: number): number;
+  connectUnix(path: string): number;
+  socketPair(): [number, number];
+  accept(fd: number): AcceptedConnection | null;
+  recvmsg(fd: number, buffer: Buffer, offset: number, length: number): ReceivedMessage | null;
+  sendmsg(fd: number, buffer: Buffer, offset: number, length: number, fds?: readonly number[]): number | null;
+  close(fd: number): void;
+  shutdown(fd: number, how: number): void;
+  fstat(fd: number): FileStatus;
+  fcntl(fd: number, cmd: number, arg?: number): number;
+  isListeningSocket(fd: number): boolean;
+  poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
+  pollUpdate(handle: PollHandle, events: number): void;
+  pollClose(handle: PollHandle): void;
+  sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<SgioResult>;
+  sdNotify(socketPath: string, message: string): void;
+  prctl(option: number, arg2?: number, arg3?: number): number;
+  capGet(): Capabilities;
+  capSet(effective: bigint, permitted: bigint, inheritable: bigint): void;
+  execve(path: string, argv: readonly string[], env: readonly string[]): never;
+}
+
+function findAddon(): string {
+  // The same code runs from src/ (tests) and dist/src/ (installed), so walk up
+  // to the package root instead of assuming a depth.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'build', 'Release', 'pr_native.node');
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new Error('native addon build/Release/pr_native.node not found: run `npm install` (it builds the addon)');
+    }
+    dir = parent;
+  }
+}
+
+const addon = createRequire(import.meta.url)(findAddon()) as NativeAddon;
+
+export const listenUnix = addon.listenUnix;
+export const connectUnix = addon.connectUnix;
+export const socketPair = addon.socketPair;
+export const accept = addon.accept;
+export const recvmsg = addon.recvmsg;
+export const sendmsg = addon.sendmsg;
+export const close = addon.close;
+export const SHUT_WR = 1;
+export const shutdown = addon.shutdown;
+export const fstat = addon.fstat;
+export const isListeningSocket = addon.isListeningSocket;
+export const poll = addon.poll;
+export const pollUpdate = addon.pollUpdate;
+export const pollClose = addon.pollClose;
+export const sgio = addon.sgio;
+export const sdNotify = addon.sdNotify;
+export const capGet = addon.capGet;
+export const capSet = addon.capSet;
+export const execve = addon.execve;
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const FD_CLOEXEC = 1;
+export const O_ACCMODE = 3;
+export const O_RDONLY = 0;
+export const O_NONBLOCK = 0o4000;
+/** O_PATH descriptors report this access-mode-less flag in F_GETFL. */
+export const O_PATH = 0o10000000;
+
+export function getStatusFlags(fd: number): number {
+  return addon.fcntl(fd, F_GETFL);
+}
+
+export function setStatusFlags(fd: number, flags: number): void {
+  addon.fcntl(fd, F_SETFL, flags);
+}
+
+export function setCloseOnExec(fd: number, on: boolean): void {
+  const flags = addon.fcntl(fd, F_GETFD);
+  addon.fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+}
+
+const PR_SET_KEEPCAPS = 8;
+const PR_CAPBSET_DROP = 24;
+const PR_CAP_AMBIENT = 47;
+const PR_CAP_AMBIENT_RAISE = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL = 4;
+
+export function setKeepCapabilities(on: boolean): void {
+  addon.prctl(PR_SET_KEEPCAPS, on ? 1 : 0);
+}
+
+export function dropFromBoundingSet(capability: number): void {
+  addon.prctl(PR_CAPBSET_DROP, capability);
+}
+
+export function raiseAmbient(capability: number): void {
+  addon.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, capability);
+}
+
+export function clearAmbient(): void {
+  addon.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
+}

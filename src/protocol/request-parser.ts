@@ -1,0 +1,155 @@
+import { CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, SUPPORTED_FEATURES } from './constants.js';
+import { directionOf, type Direction, type PrRequest } from './request.js';
+import { transferLength } from './transfer-length.js';
+
+/**
+ * Why a connection is dropped. The messages are the original's stderr lines
+ * (pr-helper-protocol.md 2.1, E1-E13); null where it says nothing.
+ */
+export const CloseReason = {
+  HANDSHAKE_EOF: { code: 'handshake-eof', message: null },
+  HANDSHAKE_FEATURES: { code: 'handshake-features', message: null },
+  CDB_EOF: { code: 'cdb-eof', message: null },
+  EXTRA_FDS: { code: 'extra-fds', message: null },
+  NO_FD: { code: 'no-fd', message: 'No file descriptor in request.' },
+  INVALID_CDB: { code: 'invalid-cdb', message: 'Invalid CDB, closing socket.' },
+  TRANSFER_TOO_LONG: { code: 'transfer-too-long', message: null },
+  PARAMS_EOF: { code: 'params-eof', message: 'Unexpected end-of-file before all data were read' },
+} as const;
+export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
+
+export type ParseStep =
+  | { readonly kind: 'more' }
+  | { readonly kind: 'handshake' }
+  | { readonly kind: 'request'; readonly request: PrRequest }
+  | { readonly kind: 'close'; readonly reason: CloseReason; readonly detail?: Record<string, unknown> };
+
+export interface ParseResult {
+  readonly step: ParseStep;
+  /** Descriptors the caller must close now: they belong to no request. */
+  readonly discard: readonly number[];
+}
+
+type Stage = 'handshake' | 'cdb' | 'params';
+
+/**
+ * Pure request framing. The caller reads exactly `wanted()` bytes at a time:
+ * SCM_RIGHTS descriptors stick to the bytes they were sent with, and a larger
+ * read could pull a later request's descriptor onto earlier bytes, which the
+ * original never does (it reads 4, then 16, then N). Segments may be of any
+ * size up to `wanted()`.
+ */
+export class RequestParser {
+  private stage: Stage = 'handshake';
+  private buffer = Buffer.alloc(CDB_SIZE);
+  private filled = 0;
+  private cdb: Buffer | null = null;
+  private fd: number | null = null;
+  private direction: Direction = 'in';
+  private length = 0;
+
+  /** Exact number of bytes to read next; never 0 while a stage is open. */
+  wanted(): number {
+    switch (this.stage) {
+      case 'handshake':
+        return HANDSHAKE_SIZE - this.filled;
+      case 'cdb':
+        return CDB_SIZE - this.filled;
+      case 'params':
+        return this.length - this.filled;
+    }
+  }
+
+  push(data: Uint8Array, fds: readonly number[]): ParseResult {
+    if (data.length > this.wanted()) throw new RangeError(`pushed ${data.length} bytes, wanted ${this.wanted()}`);
+    switch (this.stage) {
+      case 'handshake':
+        return this.pushHandshake(data, fds);
+      case 'cdb':
+        return this.pushCdb(data, fds);
+      case 'params':
+        return this.pushParams(data, fds);
+    }
+  }
+
+  /** End of stream (or a read error): what to report and which descriptor to close. */
+  end(): ParseResult {
+    const discard = this.fd === null ? [] : [this.fd];
+    this.fd = null;
+    const reason =
+      this.stage === 'handshake' ? CloseReason.HANDSHAKE_EOF : this.stage === 'cdb' ? CloseReason.CDB_EOF : CloseReason.PARAMS_EOF;
+    return { step: { kind: 'close', reason }, discard };
+  }
+
+  private pushHandshake(data: Uint8Array, fds: readonly number[]): ParseResult {
+    // The original reads the handshake without a control buffer: the kernel drops the descriptors.
+    this.buffer.set(data, this.filled);
+    this.filled += data.length;
+    if (this.filled < HANDSHAKE_SIZE) return { step: { kind: 'more' }, discard: fds };
+    const features = this.buffer.readUInt32BE(0);
+    this.filled = 0;
+    if (features !== SUPPORTED_FEATURES) {
+      return { step: { kind: 'close', reason: CloseReason.HANDSHAKE_FEATURES, detail: { features } }, discard: fds };
+    }
+    this.stage = 'cdb';
+    return { step: { kind: 'handshake' }, discard: fds };
+  }
+
+  private pushCdb(data: Uint8Array, fds: readonly number[]): ParseResult {
+    if (fds.length > 0) {
+      if (this.fd !== null || fds.length > 1) {
+        const discard = this.fd === null ? [...fds] : [this.fd, ...fds];
+        this.fd = null;
+        return { step: { kind: 'close', reason: CloseReason.EXTRA_FDS, detail: { fds: discard.length } }, discard };
+      }
+      this.fd = fds[0]!;
+    }
+    this.buffer.set(data, this.filled);
+    this.filled += data.length;
+    if (this.filled < CDB_SIZE) return { step: { kind: 'more' }, discard: [] };
+
+    this.filled = 0;
+    const cdb = Buffer.from(this.buffer);
+    const fd = this.fd;
+    this.fd = null;
+    if (fd === null) return { step: { kind: 'close', reason: CloseReason.NO_FD }, discard: [] };
+    const direction = directionOf(cdb[0]!);
+    if (direction === null) {
+      return { step: { kind: 'close', reason: CloseReason.INVALID_CDB, detail: { opcode: cdb[0] } }, discard: [fd] };
+    }
+    const length = transferLength(cdb);
+    if (length > MAX_TRANSFER) {
+      return { step: { kind: 'close', reason: CloseReason.TRANSFER_TOO_LONG, detail: { length } }, discard: [fd] };
+    }
+    if (direction === 'in' || length === 0) {
+      return { step: { kind: 'request', request: { cdb, direction, transferLength: length, params: Buffer.alloc(0), fd } }, discard: [] };
+    }
+    this.cdb = cdb;
+    this.fd = fd;
+    this.direction = direction;
+    this.length = length;
+    this.buffer = Buffer.alloc(length);
+    this.stage = 'params';
+    return { step: { kind: 'more' }, discard: [] };
+  }
+
+  private pushParams(data: Uint8Array, fds: readonly number[]): ParseResult {
+    // Parameters are read without a control buffer in the original: descriptors are dropped.
+    this.buffer.set(data, this.filled);
+    this.filled += data.length;
+    if (this.filled < this.length) return { step: { kind: 'more' }, discard: fds };
+    const request: PrRequest = {
+      cdb: this.cdb!,
+      direction: this.direction,
+      transferLength: this.length,
+      params: this.buffer,
+      fd: this.fd!,
+    };
+    this.cdb = null;
+    this.fd = null;
+    this.filled = 0;
+    this.buffer = Buffer.alloc(CDB_SIZE);
+    this.stage = 'cdb';
+    return { step: { kind: 'request', request }, discard: fds };
+  }
+}

@@ -1,0 +1,102 @@
+import type { Logger } from 'pino';
+import type { Backend } from '../backend/backend.js';
+import { FdStream } from '../io/fd-stream.js';
+import * as native from '../native/binding.js';
+import { Connection } from './connection.js';
+
+export interface AccessPolicy {
+  /** When non-empty, only peers whose uid is listed (or whose gid is in allowGids) are served. */
+  readonly allowUids: readonly number[];
+  readonly allowGids: readonly number[];
+}
+
+export interface ServerOptions {
+  readonly listenFd: number;
+  readonly backend: Backend;
+  readonly log: Logger;
+  readonly access?: AccessPolicy;
+  /** Connections beyond this are closed right after accept, with a log line. */
+  readonly maxConnections?: number;
+}
+
+/**
+ * Accepts connections and runs each as its own Connection. Requests on one
+ * connection are sequential; connections are independent of each other.
+ */
+export class HelperServer {
+  private readonly connections = new Set<Connection>();
+  private readonly finished = new Set<Promise<void>>();
+  private watch: native.PollHandle | null = null;
+  private accepting = false;
+  private nextId = 1;
+
+  constructor(private readonly options: ServerOptions) {}
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  start(): void {
+    this.accepting = true;
+    this.watch = native.poll(this.options.listenFd, native.PollEvent.READABLE, () => this.acceptPending());
+  }
+
+  /**
+   * Stops accepting, drops idle connections, lets executing commands reply,
+   * then resolves. The listening descriptor is closed; unlinking is the caller's.
+   */
+  async stop(): Promise<void> {
+    if (!this.accepting) return;
+    this.accepting = false;
+    if (this.watch) native.pollClose(this.watch);
+    this.watch = null;
+    native.close(this.options.listenFd);
+    for (const conn of this.connections) conn.closeIfIdle();
+    await Promise.all(this.finished);
+  }
+
+  private acceptPending(): void {
+    for (;;) {
+      let accepted: native.AcceptedConnection | null;
+      try {
+        accepted = native.accept(this.options.listenFd);
+      } catch (err) {
+        // EMFILE and friends: log and wait for the next readiness event.
+        this.options.log.error({ err }, 'accept failed');
+        return;
+      }
+      if (!accepted) return;
+      this.admit(accepted);
+    }
+  }
+
+  private admit({ fd, ...peer }: native.AcceptedConnection): void {
+    const id = this.nextId++;
+    const log = this.options.log.child({ conn: id });
+    if (!this.allowed(peer)) {
+      log.warn({ peer }, 'peer not in the allow list; connection closed');
+      native.close(fd);
+      return;
+    }
+    const max = this.options.maxConnections;
+    if (max !== undefined && this.connections.size >= max) {
+      log.warn({ peer, max }, 'connection limit reached; connection closed');
+      native.close(fd);
+      return;
+    }
+    log.info({ peer }, 'connection opened');
+    const conn = new Connection(new FdStream(fd), peer, { backend: this.options.backend, log, accepting: () => this.accepting }, log);
+    this.connections.add(conn);
+    const done: Promise<void> = conn.run().finally(() => {
+      this.connections.delete(conn);
+      this.finished.delete(done);
+    });
+    this.finished.add(done);
+  }
+
+  private allowed(peer: native.PeerCredentials): boolean {
+    const access = this.options.access;
+    if (!access || (access.allowUids.length === 0 && access.allowGids.length === 0)) return true;
+    return access.allowUids.includes(peer.uid) || access.allowGids.includes(peer.gid);
+  }
+}

@@ -1,0 +1,95 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as native from '../../src/native/binding.js';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const DAEMON_ENTRY = join(REPO_ROOT, 'dist/src/cli/main.js');
+export const QEMU_PR_HELPER = '/usr/bin/qemu-pr-helper';
+
+export interface RunningDaemon {
+  readonly proc: ChildProcess;
+  readonly socket: string;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stdout(): string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** Resolve once the process has exited instead of waiting for the socket. */
+  expectExit?: boolean;
+  timeoutMs?: number;
+}
+
+function canConnect(path: string): boolean {
+  try {
+    native.close(native.connectUnix(path));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts `command args`, resolving once `socket` accepts connections (or the process exits). */
+export async function startProcess(command: string, args: string[], socket: string, options: StartOptions = {}): Promise<RunningDaemon> {
+  const proc = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  let out = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const daemon: RunningDaemon = {
+    proc,
+    socket,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (!done) proc.kill(signal);
+      return exited;
+    },
+  };
+  if (options.expectExit) {
+    await exited;
+    return daemon;
+  }
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  while (!canConnect(socket)) {
+    if (done) throw new Error(`${command} exited before listening: ${err}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`${command} did not listen on ${socket} in time: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return daemon;
+}
+
+/** Our daemon, from the compiled tree (npm test compiles first). */
+export function startDaemon(socket: string, args: string[] = [], options: StartOptions = {}): Promise<RunningDaemon> {
+  if (!existsSync(DAEMON_ENTRY)) throw new Error(`${DAEMON_ENTRY} missing: run \`npm run build\` (npm test does)`);
+  return startProcess(process.execPath, [DAEMON_ENTRY, '-k', socket, ...args], socket, options);
+}
+
+export function startReferenceHelper(socket: string, args: string[] = []): Promise<RunningDaemon> {
+  return startProcess(QEMU_PR_HELPER, ['-k', socket, ...args], socket);
+}
+
+/**
+ * Whether a system tool a test needs is present. Missing tools skip loudly on a
+ * developer machine, but fail under CI, which installs them.
+ */
+export function requireTool(path: string, debianPackage: string): boolean {
+  if (existsSync(path)) return true;
+  const message = `${path} is missing (Debian package ${debianPackage}); .ci/run installs it`;
+  if (process.env.CI) throw new Error(message);
+  console.warn(`SKIPPING: ${message}`);
+  return false;
+}
