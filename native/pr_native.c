@@ -344,6 +344,18 @@ static napi_value fcntl_fd(napi_env env, napi_callback_info info) {
   return make_int(env, r);
 }
 
+/* lockFile(fd): a whole-file write lock (F_SETLK), as lockf() takes it; EAGAIN/EACCES when held. */
+static napi_value lock_file(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !arg_int(env, argv[0], &fd)) return throw_type(env, "lockFile(fd)");
+  if (fcntl(fd, F_SETLK, &fl) < 0) return throw_errno(env, errno, "fcntl");
+  return NULL;
+}
+
 /* isListeningSocket(fd) -> boolean, for an inherited (socket-activated) fd. */
 static napi_value is_listening_socket(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -721,7 +733,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"listenUnix", listen_unix}, {"connectUnix", connect_unix}, {"socketPair", socket_pair},
       {"accept", accept_conn},     {"recvmsg", recv_msg},         {"sendmsg", send_msg},
       {"close", close_fd},         {"shutdown", shutdown_fd},     {"fstat", fstat_fd},           {"fcntl", fcntl_fd},
-      {"isListeningSocket", is_listening_socket},                 {"poll", poll_start},
+      {"isListeningSocket", is_listening_socket}, {"lockFile", lock_file},                 {"poll", poll_start},
       {"pollUpdate", poll_update}, {"pollClose", poll_close},     {"sgio", sgio},
       {"sdNotify", sd_notify},     {"prctl", prctl_call},         {"capGet", cap_get},
       {"capSet", cap_set},         {"execve", exec_ve},

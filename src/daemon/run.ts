@@ -3,23 +3,26 @@ import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
 import type { DaemonOptions } from '../cli/options.js';
 import * as native from '../native/binding.js';
-import { createListenSocket, ListenError, unlinkQuietly } from '../server/listen-socket.js';
+import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
+import { resolveGroup, resolveUser } from './accounts.js';
+import { daemonize, reportToParent } from './daemonize.js';
+import { takeHandover, type Handover } from './handover.js';
 import { createLogger, levelFor } from './logger.js';
 import { notifySystemd } from './notify.js';
+import { createPidfile, removePidfile, type Pidfile } from './pidfile.js';
+import { CAP_SYS_RAWIO, dropPrivilegesAndReexec, verifyDroppedPrivileges } from './privileges.js';
 import { checkSocketActivation } from './socket-activation.js';
 
 /** A start-up failure: printed as one line, exit status 1. */
 export class StartupError extends Error {}
 
-const CAP_SYS_RAWIO = 17n;
+const RAWIO_MASK = 1n << BigInt(CAP_SYS_RAWIO);
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 /** Far above the original's 1: simultaneous QEMU starts must not see EAGAIN. */
 const LISTEN_BACKLOG = 64;
 
-export interface BackendFactory {
-  (options: DaemonOptions, log: Logger): Promise<Backend>;
-}
+export type BackendFactory = (options: DaemonOptions, log: Logger) => Promise<Backend>;
 
 async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Backend> {
   if (options.simulate !== null) {
@@ -28,21 +31,16 @@ async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Back
   }
   // SG_IO with PR opcodes needs CAP_SYS_RAWIO (pr-helper-protocol.md 4.3);
   // without it every command would fail later with EPERM, so fail now.
-  if ((native.capGet().effective & (1n << CAP_SYS_RAWIO)) === 0n) {
+  if ((native.capGet().effective & RAWIO_MASK) === 0n) {
     throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
   return new SgioBackend({ timeoutMs: options.sgioTimeoutMs, log });
 }
 
-function groupId(name: string): number {
-  if (/^\d+$/.test(name)) return Number(name);
-  throw new StartupError(`invalid group '${name}'`);
-}
-
 interface Listener {
-  fd: number;
+  readonly fd: number;
   /** The path we created and must unlink on exit; null for an activated socket. */
-  ownPath: string | null;
+  readonly ownPath: string | null;
 }
 
 function openListener(options: DaemonOptions): Listener {
@@ -59,16 +57,31 @@ function openListener(options: DaemonOptions): Listener {
     return { fd: activation.fd, ownPath: null };
   }
   try {
-    const fd = createListenSocket(options.socket, {
-      mode: options.socketMode,
-      gid: options.socketGroup === null ? undefined : groupId(options.socketGroup),
-      backlog: LISTEN_BACKLOG,
-    });
-    return { fd, ownPath: options.socket };
+    const gid = options.socketGroup === null ? undefined : resolveGroup(options.socketGroup);
+    return { fd: createListenSocket(options.socket, { mode: options.socketMode, gid, backlog: LISTEN_BACKLOG }), ownPath: options.socket };
   } catch (err) {
-    if (err instanceof ListenError) throw new StartupError(err.message);
-    throw err;
+    throw new StartupError((err as Error).message);
   }
+}
+
+/**
+ * What the running daemon must end up with: as root always a drop (the
+ * original keeps only CAP_SYS_RAWIO even without -u), elsewhere only when -u/-g
+ * ask for another identity. null: run as started.
+ */
+function privilegePlan(options: DaemonOptions): { uid: number; gid: number; keep: bigint } | null {
+  let uid: number;
+  let gid: number;
+  try {
+    uid = options.user === null ? process.getuid!() : resolveUser(options.user);
+    gid = options.group === null ? process.getgid!() : resolveGroup(options.group);
+  } catch (err) {
+    throw new StartupError((err as Error).message);
+  }
+  const asRoot = process.geteuid!() === 0;
+  if (!asRoot && uid === process.getuid!() && gid === process.getgid!()) return null;
+  if (!asRoot) throw new StartupError('Failed to drop privileges: Operation not permitted');
+  return { uid, gid, keep: options.simulate === null ? RAWIO_MASK : 0n };
 }
 
 function nextStopSignal(): Promise<NodeJS.Signals> {
@@ -81,25 +94,72 @@ function nextStopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+interface Started {
+  listener: Listener;
+  pidfile: Pidfile | null;
+  readyFd: number | null;
+}
+
 /**
- * The daemon from start to exit: backend, socket, serve until a stop signal,
- * drain, clean up. Returns the exit status.
+ * Start-up in the original's order (pr-helper-protocol.md 4.3): socket,
+ * pidfile, privilege drop. A process that already did the first steps and
+ * re-executed itself picks them up from the handover.
+ */
+function startUp(options: DaemonOptions, handover: Handover | null): Started {
+  if (handover?.dropped) {
+    verifyDroppedPrivileges(handover.dropped);
+    return {
+      listener: { fd: handover.listenFd!, ownPath: handover.ownPath },
+      pidfile: handover.pidfile,
+      readyFd: handover.readyFd,
+    };
+  }
+  const plan = privilegePlan(options);
+  const listener = openListener(options);
+  let pidfile: Pidfile | null = null;
+  try {
+    if (options.pidfile !== null) pidfile = createPidfile(options.pidfile);
+    const readyFd = handover?.readyFd ?? null;
+    if (plan) {
+      const dropped = { uid: plan.uid, gid: plan.gid, capabilities: `0x${plan.keep.toString(16)}` };
+      const carried = [listener.fd, ...(pidfile ? [pidfile.fd] : []), ...(readyFd !== null ? [readyFd] : [])];
+      dropPrivilegesAndReexec(plan, { listenFd: listener.fd, ownPath: listener.ownPath, pidfile, readyFd, dropped }, carried);
+    }
+    return { listener, pidfile, readyFd };
+  } catch (err) {
+    if (listener.ownPath) unlinkQuietly(listener.ownPath);
+    if (pidfile) removePidfile(pidfile);
+    throw err instanceof StartupError ? err : new StartupError((err as Error).message);
+  }
+}
+
+/**
+ * The daemon from start to exit: socket, pidfile, privileges, backend, serve
+ * until a stop signal, drain, clean up. Returns the exit status.
  */
 export async function runDaemon(options: DaemonOptions, createBackend: BackendFactory = defaultBackend): Promise<number> {
+  const handover = takeHandover();
+  if (options.daemon && handover === null) return daemonize();
   const log = createLogger({ level: levelFor(options.verbose, options.quiet), format: options.logFormat });
   const stopped = nextStopSignal();
+
+  let started: Started | null = null;
   let backend: Backend;
-  let listener: Listener;
   try {
+    started = startUp(options, handover);
     backend = await createBackend(options, log);
-    listener = openListener(options);
   } catch (err) {
-    if (err instanceof StartupError || (err as Error).name === 'ConfigError') {
-      process.stderr.write(`pr-helper: ${(err as Error).message}\n`);
+    const message = (err as Error).message;
+    if (started?.listener.ownPath) unlinkQuietly(started.listener.ownPath);
+    if (started?.pidfile) removePidfile(started.pidfile);
+    reportToParent(started?.readyFd ?? handover?.readyFd ?? null, { ok: false, message });
+    if (err instanceof StartupError || (err as Error).name === 'ConfigError' || handover?.dropped) {
+      process.stderr.write(`pr-helper: ${message}\n`);
       return 1;
     }
     throw err;
   }
+  const { listener, pidfile, readyFd } = started;
 
   const server = new HelperServer({
     listenFd: listener.fd,
@@ -110,8 +170,9 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
-  log.info({ socket: socketName, backend: backend.name }, 'accepting connections');
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), pidfile: pidfile?.path }, 'accepting connections');
   notifySystemd(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
+  reportToParent(readyFd, { ok: true });
 
   const signal = await stopped;
   log.info({ signal, connections: server.connectionCount }, 'stopping');
@@ -120,6 +181,10 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   if (listener.ownPath) {
     const failure = unlinkQuietly(listener.ownPath);
     if (failure) log.warn({ socket: listener.ownPath, err: failure }, 'Failed to unlink socket');
+  }
+  if (pidfile) {
+    const failure = removePidfile(pidfile);
+    if (failure) log.warn({ pidfile: pidfile.path, err: failure }, 'Failed to remove pid file');
   }
   await backend.close();
   log.info('stopped');

@@ -91,6 +91,7 @@ interface NativeAddon {
   fstat(fd: number): FileStatus;
   fcntl(fd: number, cmd: number, arg?: number): number;
   isListeningSocket(fd: number): boolean;
+  lockFile(fd: number): void;
   poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollClose(handle: PollHandle): void;
@@ -130,6 +131,7 @@ export const SHUT_WR = 1;
 export const shutdown = addon.shutdown;
 export const fstat = addon.fstat;
 export const isListeningSocket = addon.isListeningSocket;
+export const lockFile = addon.lockFile;
 export const poll = addon.poll;
 export const pollUpdate = addon.pollUpdate;
 export const pollClose = addon.pollClose;
