@@ -26,12 +26,30 @@ export interface StartOptions {
   timeoutMs?: number;
 }
 
-function canConnect(path: string): boolean {
+/**
+ * Whether a daemon serves `path`: the handshake bytes arrive. A bare connect
+ * is not enough, the socket exists (and queues connections) while the daemon
+ * is still re-executing itself to drop privileges.
+ */
+async function answersHandshake(path: string): Promise<boolean> {
+  let fd: number;
   try {
-    native.close(native.connectUnix(path));
-    return true;
+    fd = native.connectUnix(path);
   } catch {
     return false;
+  }
+  try {
+    const buf = Buffer.alloc(4);
+    for (let i = 0; i < 50; i++) {
+      const got = native.recvmsg(fd, buf, 0, 4);
+      if (got) return got.bytes > 0;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
+  } catch {
+    return false;
+  } finally {
+    native.close(fd);
   }
 }
 
@@ -61,7 +79,7 @@ export async function startProcess(command: string, args: string[], socket: stri
     return daemon;
   }
   const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  while (!canConnect(socket)) {
+  while (!(await answersHandshake(socket))) {
     if (done) throw new Error(`${command} exited before listening: ${err}`);
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');

@@ -1,0 +1,154 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HelperClient } from '../../src/client/client.js';
+import { DAEMON_ENTRY, requireTool, startDaemon, startProcess } from '../helpers/daemon.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pr-life-'));
+chmodSync(dir, 0o777);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const asRoot = process.getuid!() === 0;
+
+function runCli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
+  try {
+    const stdout = execFileSync(process.execPath, [DAEMON_ENTRY, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return { status: 0, stdout, stderr: '' };
+  } catch (err) {
+    const e = err as { status: number; stdout: string; stderr: string };
+    return { status: e.status, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Capability and uid lines of every thread of `pid`. */
+function threadCredentials(pid: number): Array<{ capEff: string; capPrm: string; capBnd: string; uid: string; groups: string }> {
+  const tasks = execFileSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' }).trim().split('\n');
+  return tasks.map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    const field = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)![1]!.trim();
+    return { capEff: field('CapEff'), capPrm: field('CapPrm'), capBnd: field('CapBnd'), uid: field('Uid'), groups: field('Groups') };
+  });
+}
+
+describe('start-up, privileges and shutdown', () => {
+  it.skipIf(!asRoot)('as root keeps uid 0 with only CAP_SYS_RAWIO in every thread, and unlinks its socket on SIGTERM', async () => {
+    const socket = join(dir, 'root.sock');
+    const daemon = await startDaemon(socket);
+    const threads = threadCredentials(daemon.proc.pid!);
+    expect(threads.length).toBeGreaterThan(4);
+    for (const t of threads) expect(t).toEqual({ capEff: '0000000000020000', capPrm: '0000000000020000', capBnd: '0000000000020000', uid: '0\t0\t0\t0', groups: '' });
+    expect(await daemon.stop()).toBe(0);
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  it.skipIf(!asRoot)('-u/-g drops to that user, every thread keeping CAP_SYS_RAWIO, same pid', async () => {
+    const socket = join(dir, 'nobody.sock');
+    const daemon = await startDaemon(socket, ['-u', 'nobody', '-g', '65534']);
+    for (const t of threadCredentials(daemon.proc.pid!)) {
+      expect(t).toMatchObject({ capEff: '0000000000020000', capPrm: '0000000000020000', uid: '65534\t65534\t65534\t65534', groups: '' });
+    }
+    const client = await HelperClient.connect(socket);
+    client.close();
+    expect(await daemon.stop()).toBe(0);
+  });
+
+  it.skipIf(!asRoot)('in simulated mode as root drops every capability', async () => {
+    const socket = join(dir, 'sim-root.sock');
+    const daemon = await startDaemon(socket, ['--simulate', '-u', 'nobody']);
+    for (const t of threadCredentials(daemon.proc.pid!)) expect(t).toMatchObject({ capEff: '0000000000000000', capBnd: '0000000000000000' });
+    await daemon.stop();
+  });
+
+  it('rejects an unknown user and group with status 1 and leaves no socket', () => {
+    const socket = join(dir, 'baduser.sock');
+    expect(runCli(['-k', socket, '--simulate', '-u', 'no-such-user'])).toMatchObject({ status: 1, stderr: "pr-helper: invalid user 'no-such-user'\n" });
+    expect(runCli(['-k', socket, '--simulate', '-g', 'no-such-group'])).toMatchObject({ status: 1, stderr: "pr-helper: invalid group 'no-such-group'\n" });
+    expect(existsSync(socket)).toBe(false);
+  });
+
+  it('refuses to steal the socket of a running daemon', async () => {
+    const socket = join(dir, 'busy.sock');
+    const first = await startDaemon(socket, ['--simulate']);
+    expect(runCli(['-k', socket, '--simulate'])).toMatchObject({ status: 1, stderr: `pr-helper: another daemon is already serving ${socket}\n` });
+    const client = await HelperClient.connect(socket);
+    client.close();
+    await first.stop();
+  });
+
+  it('writes a 0600 pidfile, refuses a second holder, removes it on exit', async () => {
+    const pidfile = join(dir, 'd.pid');
+    const daemon = await startDaemon(join(dir, 'pid1.sock'), ['--simulate', '-f', pidfile]);
+    expect(readFileSync(pidfile, 'utf8')).toBe(`${daemon.proc.pid}\n`);
+    expect(statSync(pidfile).mode & 0o777).toBe(0o600);
+    const second = runCli(['-k', join(dir, 'pid2.sock'), '--simulate', '-f', pidfile]);
+    expect(second).toMatchObject({ status: 1, stderr: `pr-helper: Cannot lock pid file ${pidfile}: another instance holds it\n` });
+    expect(existsSync(join(dir, 'pid2.sock'))).toBe(false);
+    await daemon.stop();
+    expect(existsSync(pidfile)).toBe(false);
+  });
+
+  it('-d returns 0 only once the detached daemon accepts, and 1 with its error otherwise', async () => {
+    const socket = join(dir, 'detached.sock');
+    const pidfile = join(dir, 'detached.pid');
+    const ok = runCli(['-d', '-k', socket, '-f', pidfile, '--simulate']);
+    expect(ok).toMatchObject({ status: 0, stderr: '' });
+    const pid = Number(readFileSync(pidfile, 'utf8'));
+    const client = await HelperClient.connect(socket);
+    client.close();
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(existsSync(socket)).toBe(false);
+
+    const bad = runCli(['-d', '-k', join(dir, 'bad.sock'), '--simulate', join(dir, 'missing.json')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^pr-helper: config .*missing\.json: ENOENT/);
+    expect(existsSync(join(dir, 'bad.sock'))).toBe(false);
+  });
+
+  it('serves the simulated disk without root', async () => {
+    if (!asRoot) return;
+    const socket = join(dir, 'unpriv.sock');
+    const daemon = await startProcess('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, DAEMON_ENTRY, '-k', socket, '--simulate'], socket, { env: { HOME: dir } });
+    expect(threadCredentials(daemon.proc.pid!)[0]!.uid).toBe('65534\t65534\t65534\t65534');
+    await daemon.stop();
+  });
+});
+
+describe('systemd', () => {
+  const haveActivate = requireTool('/usr/bin/systemd-socket-activate', 'systemd');
+
+  it.skipIf(!haveActivate)('adopts a socket-activated descriptor, sends READY=1, and never unlinks that socket', async () => {
+    const socket = join(dir, 'activated.sock');
+    const notify = join(dir, 'notify.sock');
+    const receiver = spawn('/usr/bin/python3', ['-c', [
+      'import socket, sys',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+      's.bind(sys.argv[1])',
+      "print('bound', flush=True)",
+      's.settimeout(10)',
+      'print(s.recv(4096).decode().replace(chr(10), "|"), flush=True)',
+    ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let received = '';
+    await new Promise<void>((resolve) => receiver.stdout!.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('bound')) resolve(); }));
+    const daemon = await startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, '-E', `NOTIFY_SOCKET=${notify}`, process.execPath, DAEMON_ENTRY, '--simulate'], socket);
+    const client = await HelperClient.connect(socket);
+    client.close();
+    await new Promise((resolve) => receiver.on('exit', resolve));
+    expect(received).toMatch(/READY=1\|STATUS=serving fd 3 \(socket activation\) \(simulated\)\|MAINPID=\d+/);
+    expect(await daemon.stop()).toBe(0);
+    expect(existsSync(socket)).toBe(true);
+  });
+
+  it.skipIf(!haveActivate)('refuses -k together with socket activation, like the original', async () => {
+    const socket = join(dir, 'activated-k.sock');
+    const running = startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, process.execPath, DAEMON_ENTRY, '--simulate', '-k', join(dir, 'other.sock')], socket, { expectExit: true });
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    // systemd-socket-activate starts the daemon on the first connection.
+    const peer = spawn('/usr/bin/python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(socket)}); s.recv(4)`]);
+    await new Promise((resolve) => peer.on('exit', resolve));
+    const daemon = await running;
+    expect(await daemon.exited).toBe(1);
+    expect(daemon.stderr()).toContain("pr-helper: Unix socket can't be set when using socket activation");
+  });
+});

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_SOCKET, parseArguments } from '../../src/cli/options.js';
+
+const parse = (...argv: string[]) => parseArguments(argv, '9.9.9');
+
+describe('command line', () => {
+  it('accepts every qemu-pr-helper option with its meaning', () => {
+    const outcome = parse('-d', '-f', '/run/x.pid', '-k', '/run/x.sock', '-T', 'pr_*', '-u', 'nobody', '-g', 'nogroup', '-v', '-v', 'stray', 'words');
+    expect(outcome).toMatchObject({
+      kind: 'run',
+      options: { daemon: true, pidfile: '/run/x.pid', socket: '/run/x.sock', socketGiven: true, trace: ['pr_*'], user: 'nobody', group: 'nogroup', verbose: 2, quiet: false },
+    });
+  });
+
+  it('uses the original defaults', () => {
+    expect(parse()).toMatchObject({ kind: 'run', options: { socket: DEFAULT_SOCKET, socketGiven: false, pidfile: null, daemon: false, simulate: null, sgioTimeoutMs: 30000, socketMode: 0o600 } });
+    expect(parse('-d')).toMatchObject({ options: { pidfile: '/var/run/qemu-pr-helper.pid' } });
+  });
+
+  it('accepts our options', () => {
+    expect(parse('--simulate')).toMatchObject({ options: { simulate: '' } });
+    expect(parse('--simulate', '/etc/sim.json', '--socket-mode', '0660', '--allow-uid', '1,2', '--allow-uid', '3', '--allow-gid', '36', '--log-format', 'pretty', '--sgio-timeout', '5000', '--max-connections', '10', '-q')).toMatchObject({
+      options: { simulate: '/etc/sim.json', socketMode: 0o660, allowUids: [1, 2, 3], allowGids: [36], logFormat: 'pretty', sgioTimeoutMs: 5000, maxConnections: 10, quiet: true },
+    });
+  });
+
+  it('prints help and version to stdout with status 0', () => {
+    const help = parse('--help');
+    expect(help).toMatchObject({ kind: 'exit', code: 0 });
+    expect(help.kind === 'exit' && help.stdout).toContain('--socket <path>');
+    expect(parse('-V')).toEqual({ kind: 'exit', code: 0, stdout: 'pr-helper 9.9.9\n' });
+  });
+
+  it.each([
+    [['--bogus'], "pr-helper: unknown option '--bogus'\nTry 'pr-helper --help' for more information.\n"],
+    [['-k', 'relative.sock'], 'pr-helper: socket path must be absolute\n'],
+    [['-k', '/' + 'a'.repeat(110)], `pr-helper: UNIX socket path '/${'a'.repeat(110)}' is too long\n`],
+    [['--socket-mode', '999'], "pr-helper: --socket-mode must be octal like 0660, got '999'\n"],
+    [['--sgio-timeout', '0'], 'pr-helper: --sgio-timeout must be between 1 and 3600000, got 0\n'],
+    [['--allow-uid', 'root'], "pr-helper: --allow-uid must be a number, got 'root'\n"],
+    [['--log-format', 'xml'], "pr-helper: option '--log-format <format>' argument 'xml' is invalid. Allowed choices are json, pretty.\nTry 'pr-helper --help' for more information.\n"],
+    [['-k'], "pr-helper: option '-k, --socket <path>' argument missing\nTry 'pr-helper --help' for more information.\n"],
+  ])('rejects %j with one clear message and status 1', (argv, stderr) => {
+    expect(parse(...argv)).toEqual({ kind: 'exit', code: 1, stderr });
+  });
+});
