@@ -28,6 +28,23 @@ export interface DaemonOptions {
   maxConnections: number | undefined;
 }
 
+/**
+ * What -T can switch on. QEMU's trace backends do not exist here; its
+ * `[enable=]PATTERN` syntax selects these events, which go to the log.
+ */
+export const TRACE_EVENTS: Record<string, string> = {
+  pr_helper_connection: 'connection opened/closed, with peer credentials (level info)',
+  pr_helper_request: 'one line per request: service action, type, keys, status, sense, latency (level debug)',
+};
+
+/** Whether a -T spec selects `event` (glob with *, optional enable= prefix; events=/file= are ignored). */
+export function traceSelects(spec: string, event: string): boolean {
+  const pattern = spec.startsWith('enable=') ? spec.slice('enable='.length) : spec;
+  if (pattern.includes('=')) return false;
+  const regex = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  return regex.test(event);
+}
+
 export type ParseOutcome =
   | { kind: 'run'; options: DaemonOptions }
   | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
@@ -97,6 +114,10 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
     throw err;
   }
   const o = program.opts();
+  if ((o.trace as string[]).includes('help')) {
+    const lines = Object.entries(TRACE_EVENTS).map(([name, what]) => `${name}  ${what}\n`);
+    return { kind: 'exit', code: 0, stdout: lines.join('') };
+  }
   try {
     const socket: string = o.socket ?? DEFAULT_SOCKET;
     if (!socket.startsWith('/')) throw new UsageError('socket path must be absolute');

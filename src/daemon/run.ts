@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
-import type { DaemonOptions } from '../cli/options.js';
+import { traceSelects, type DaemonOptions } from '../cli/options.js';
 import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
@@ -140,7 +140,8 @@ function startUp(options: DaemonOptions, handover: Handover | null): Started {
 export async function runDaemon(options: DaemonOptions, createBackend: BackendFactory = defaultBackend): Promise<number> {
   const handover = takeHandover();
   if (options.daemon && handover === null) return daemonize();
-  const log = createLogger({ level: levelFor(options.verbose, options.quiet), format: options.logFormat });
+  const tracesRequests = options.trace.some((spec) => traceSelects(spec, 'pr_helper_request'));
+  const log = createLogger({ level: levelFor(tracesRequests ? Math.max(options.verbose, 1) : options.verbose, options.quiet), format: options.logFormat });
   const stopped = nextStopSignal();
 
   let started: Started | null = null;

@@ -44,3 +44,23 @@ describe('command line', () => {
     expect(parse(...argv)).toEqual({ kind: 'exit', code: 1, stderr });
   });
 });
+
+describe('-T', () => {
+  it('lists the trace events with -T help', () => {
+    const outcome = parse('-T', 'help');
+    expect(outcome).toMatchObject({ kind: 'exit', code: 0 });
+    expect(outcome.kind === 'exit' && outcome.stdout).toMatch(/^pr_helper_connection .*\npr_helper_request .*\n$/);
+  });
+
+  it.each([
+    ['pr_helper_request', true],
+    ['enable=pr_helper_*', true],
+    ['*', true],
+    ['pr_helper_connection', false],
+    ['events=/tmp/list', false],
+    ['qio_channel_*', false],
+  ])('%s selects pr_helper_request: %s', async (spec, selected) => {
+    const { traceSelects } = await import('../../src/cli/options.js');
+    expect(traceSelects(spec, 'pr_helper_request')).toBe(selected);
+  });
+});
