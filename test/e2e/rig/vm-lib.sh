@@ -1,0 +1,45 @@
+# Helpers for jobs running INSIDE the rig VM. Sourced: . "$RIG_DIR/vm-lib.sh"
+# Results go to $RIG_OUT/results.jsonl, one JSON object per line, checked on the host.
+
+RESULTS=${RIG_OUT:-/run}/results.jsonl
+
+# jline step NAME [key value]... — append {"step":"NAME","key":value,...}.
+# Values made only of digits are numbers; anything else becomes a string (quotes and
+# backslashes removed: these are short tokens, not arbitrary text).
+jline() {
+    line="{\"step\":\"$1\""
+    shift
+    while [ $# -ge 2 ]; do
+        case "$2" in
+        ''|*[!0-9]*) line="$line,\"$1\":\"$(printf '%s' "$2" | tr -d '"\\\n')\"" ;;
+        *) line="$line,\"$1\":$2" ;;
+        esac
+        shift 2
+    done
+    echo "$line}" >> "$RESULTS"
+}
+
+# jraw LINE — append a line that already is JSON (e.g. prh-probe.py output).
+jraw() { echo "$1" >> "$RESULTS"; echo "  $1"; }
+
+# sgp ARGS... — sg_persist, retried once when the device reports UNIT ATTENTION
+# (sg3_utils exit status 6), e.g. the power-on/reset condition of a fresh LUN.
+# Sets SGP_RC, SGP_UA (1 if retried) and SGP_OUT (stdout+stderr); never fails.
+sgp() {
+    SGP_UA=0
+    SGP_RC=0
+    SGP_OUT=$(sg_persist "$@" 2>&1) || SGP_RC=$?
+    if [ "$SGP_RC" = 6 ]; then
+        SGP_UA=1
+        SGP_RC=0
+        SGP_OUT=$(sg_persist "$@" 2>&1) || SGP_RC=$?
+    fi
+    echo "\$ sg_persist $* -> $SGP_RC"
+    printf '%s\n' "$SGP_OUT" | sed 's/^/    /'
+}
+
+# Parsers for sg_persist output (in $SGP_OUT).
+sgp_generation() { printf '%s\n' "$SGP_OUT" | sed -n 's/.*PR generation=\(0x[0-9a-f]*\).*/\1/p'; }
+sgp_keys() { printf '%s\n' "$SGP_OUT" | sed -n 's/^ *\(0x[0-9a-f]*\)$/\1/p' | tr '\n' ' ' | sed 's/ $//'; }
+sgp_res_key() { printf '%s\n' "$SGP_OUT" | sed -n 's/^ *Key=\(0x[0-9a-f]*\).*/\1/p'; }
+sgp_res_type() { printf '%s\n' "$SGP_OUT" | sed -n 's/.*scope:.*type: *\(.*\)$/\1/p' | sed 's/ *$//'; }

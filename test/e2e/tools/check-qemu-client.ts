@@ -1,0 +1,45 @@
+// Host-side assertions on the results of jobs/qemu-client.sh (tier 2). The scenario in
+// qtest-virtio-scsi.ts checks each step as it goes; here we require that every step
+// ran and passed, so a driver that died half-way cannot look like a pass.
+// Usage: node dist/test/e2e/tools/check-qemu-client.js RESULTS.jsonl
+import { Checker, readResults, senseTriple } from './results.js';
+
+const SCENARIO_STEPS = [
+  'qemu-connected-to-helper',
+  'virtio-init',
+  'tur-unit-attention',
+  'tur-good',
+  'read-keys-sees-other-nexus',
+  'register',
+  'reserve-and-read-reservation',
+  'other-nexus-sees-guest-reservation',
+  'conflict-reaches-guest',
+  'helper-killed',
+  'helper-restarted',
+  'unregister',
+];
+
+function main(path: string): boolean {
+  const c = new Checker(readResults(path));
+  c.equal('lio-setup: initiator A', c.line('lio-setup').init_a, 'naa.50014050000000a1');
+  c.equal('sg_persist REGISTER 0xbbbb via B: exit', c.line('sgp-register-b').rc, 0);
+  c.equal('helper started', c.line('helper-start').ok, 1);
+  for (const name of SCENARIO_STEPS) {
+    const r = c.line(name);
+    c.check(`${name}: passed in the VM`, r.ok === true, r.failures);
+  }
+  // Spot checks on what the guest saw, independent of the driver's own verdicts.
+  const tur = c.line('tur-unit-attention').tur as { status?: number; sense?: string } | undefined;
+  c.equal('first TEST UNIT READY: sense key/ASC/ASCQ (power on, reset)', senseTriple(tur?.sense ?? ''), [0x06, 0x29, 0x00]);
+  const conflict = c.line('conflict-reaches-guest').reserve as { status?: number } | undefined;
+  c.equal('guest RESERVE while B holds: status RESERVATION CONFLICT', conflict?.status, 0x18);
+  c.equal('driver exit status', c.line('driver-exit').rc, 0);
+  return c.summary();
+}
+
+const path = process.argv[2];
+if (path === undefined) {
+  console.error('usage: check-qemu-client.js RESULTS.jsonl');
+  process.exit(2);
+}
+process.exit(main(path) ? 0 : 1);
