@@ -29,11 +29,6 @@ async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Back
     const { createSimulatedBackend } = await import('../sim/simulated-backend.js');
     return createSimulatedBackend(options.simulate, log);
   }
-  // SG_IO with PR opcodes needs CAP_SYS_RAWIO (pr-helper-protocol.md 4.3);
-  // without it every command would fail later with EPERM, so fail now.
-  if ((native.capGet().effective & RAWIO_MASK) === 0n) {
-    throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
-  }
   return new SgioBackend({ timeoutMs: options.sgioTimeoutMs, log });
 }
 
@@ -113,6 +108,12 @@ function startUp(options: DaemonOptions, handover: Handover | null): Started {
       pidfile: handover.pidfile,
       readyFd: handover.readyFd,
     };
+  }
+  // SG_IO with PR opcodes needs CAP_SYS_RAWIO (pr-helper-protocol.md 4.3);
+  // without it every command would fail with EPERM, and the privilege drop
+  // could not keep it: fail before anything else.
+  if (options.simulate === null && (native.capGet().effective & RAWIO_MASK) === 0n) {
+    throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
   const plan = privilegePlan(options);
   const listener = openListener(options);

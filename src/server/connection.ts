@@ -62,7 +62,12 @@ export class Connection {
   }
 
   private async serve(): Promise<string> {
-    await this.stream.write(encodeHandshake(SUPPORTED_FEATURES));
+    try {
+      await this.stream.write(encodeHandshake(SUPPORTED_FEATURES));
+    } catch {
+      // A peer that hangs up before the handshake is dropped silently (E1, E13).
+      return 'client left before the handshake';
+    }
     const handshake = await this.readUntilStep();
     if (handshake.kind === 'close') return this.dropped(handshake.reason, handshake.detail);
 
