@@ -149,13 +149,14 @@ describe('HelperServer', () => {
 
   it('drops a peer that hangs up before the handshake silently', async () => {
     const { socket, logs } = startServer(new ScriptedBackend(async () => GOOD));
-    for (let i = 0; i < 20; i++) native.close(native.connectUnix(socket));
+    // Fewer than the backlog: connect blocks, and this process is also the server.
+    for (let i = 0; i < 10; i++) native.close(native.connectUnix(socket));
     const client = await HelperClient.connect(socket);
     await withDisk((fd) => client.execute(readKeys, fd));
     client.close();
     await delay(20);
     expect(logs.filter((l) => Number(l.level) >= 50)).toEqual([]);
-    expect(logs.filter((l) => l.msg === 'connection closed').length).toBeGreaterThanOrEqual(20);
+    expect(logs.filter((l) => l.msg === 'connection closed').length).toBeGreaterThanOrEqual(10);
   });
 
   it('stops gracefully: the executing command replies, idle connections close, new ones are refused', async () => {
