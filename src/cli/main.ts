@@ -9,6 +9,11 @@ function packageVersion(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // qemu-pr-helper ignores positional words and its callers (libvirt, units) start
+  // with options, so a leading word is free to select a subcommand. Loaded
+  // lazily so the daemon does not pay for them.
+  if (argv[0] === 'client') return (await import('./client-command.js')).runClientCommand(argv.slice(1));
+  if (argv[0] === 'check') return (await import('./check-command.js')).runCheckCommand(argv.slice(1));
   const parsed = parseArguments(argv, packageVersion());
   if (parsed.kind === 'exit') {
     if (parsed.stdout) process.stdout.write(parsed.stdout);
