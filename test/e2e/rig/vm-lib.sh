@@ -43,3 +43,16 @@ sgp_generation() { printf '%s\n' "$SGP_OUT" | sed -n 's/.*PR generation=\(0x[0-9
 sgp_keys() { printf '%s\n' "$SGP_OUT" | sed -n 's/^ *\(0x[0-9a-f]*\)$/\1/p' | tr '\n' ' ' | sed 's/ $//'; }
 sgp_res_key() { printf '%s\n' "$SGP_OUT" | sed -n 's/^ *Key=\(0x[0-9a-f]*\).*/\1/p'; }
 sgp_res_type() { printf '%s\n' "$SGP_OUT" | sed -n 's/.*scope:.*type: *\(.*\)$/\1/p' | sed 's/ *$//'; }
+
+# drain_ua DEV — TEST UNIT READY straight to the device until it answers GOOD (at most 5
+# tries), consuming the UNIT ATTENTIONs a freshly created LUN holds for each nexus, so a
+# scripted PR sequence starts from the same point every time. Sets DRAIN_TRIES.
+drain_ua() {
+    DRAIN_TRIES=0
+    while [ "$DRAIN_TRIES" -lt 5 ]; do
+        DRAIN_TRIES=$((DRAIN_TRIES + 1))
+        sg_turs "$1" >/dev/null 2>&1 && return 0
+    done
+    echo "drain_ua: $1 not ready after 5 TEST UNIT READY" >&2
+    return 1
+}
