@@ -79,10 +79,20 @@ function privilegePlan(options: DaemonOptions): { uid: number; gid: number; keep
   return { uid, gid, keep: options.simulate === null ? RAWIO_MASK : 0n };
 }
 
-function nextStopSignal(): Promise<NodeJS.Signals> {
+/**
+ * Resolves on the first SIGTERM/SIGINT/SIGHUP. The handlers stay installed:
+ * a second signal while executing commands drain must not kill the daemon
+ * with Node's default action, cutting replies off and leaving the socket.
+ */
+function stopSignals(log: Logger): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let first: NodeJS.Signals | null = null;
     const handler = (signal: NodeJS.Signals) => {
-      STOP_SIGNALS.forEach((s) => process.off(s, handler));
+      if (first) {
+        log.warn({ signal }, 'already stopping: waiting for executing commands to reply');
+        return;
+      }
+      first = signal;
       resolve(signal);
     };
     STOP_SIGNALS.forEach((s) => process.on(s, handler));
@@ -143,7 +153,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   if (options.daemon && handover === null) return daemonize();
   const tracesRequests = options.trace.some((spec) => traceSelects(spec, 'pr_helper_request'));
   const log = createLogger({ level: levelFor(tracesRequests ? Math.max(options.verbose, 1) : options.verbose, options.quiet), format: options.logFormat });
-  const stopped = nextStopSignal();
+  const stopped = stopSignals(log);
 
   let started: Started | null = null;
   let backend: Backend;

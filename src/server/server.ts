@@ -19,6 +19,8 @@ export interface ServerOptions {
   readonly maxConnections?: number;
 }
 
+const ACCEPT_RETRY_MS = 250;
+
 /**
  * Accepts connections and runs each as its own Connection. Requests on one
  * connection are sequential; connections are independent of each other.
@@ -27,6 +29,7 @@ export class HelperServer {
   private readonly connections = new Set<Connection>();
   private readonly finished = new Set<Promise<void>>();
   private watch: native.PollHandle | null = null;
+  private acceptRetry: NodeJS.Timeout | null = null;
   private accepting = false;
   private nextId = 1;
 
@@ -48,6 +51,7 @@ export class HelperServer {
   async stop(): Promise<void> {
     if (!this.accepting) return;
     this.accepting = false;
+    if (this.acceptRetry) clearTimeout(this.acceptRetry);
     if (this.watch) native.pollClose(this.watch);
     this.watch = null;
     native.close(this.options.listenFd);
@@ -61,13 +65,27 @@ export class HelperServer {
       try {
         accepted = native.accept(this.options.listenFd);
       } catch (err) {
-        // EMFILE and friends: log and wait for the next readiness event.
-        this.options.log.error({ err }, 'accept failed');
+        this.pauseAccepting(err as Error);
         return;
       }
       if (!accepted) return;
       this.admit(accepted);
     }
+  }
+
+  /**
+   * Out of descriptors (EMFILE/ENFILE) or another accept failure: the pending
+   * connection stays queued and the socket stays readable, so polling on
+   * would spin. Retry after a pause; log once per pause.
+   */
+  private pauseAccepting(err: Error): void {
+    if (!this.watch || this.acceptRetry) return;
+    this.options.log.error({ code: (err as native.SystemError).code, retryMs: ACCEPT_RETRY_MS }, `accept failed: ${err.message}`);
+    native.pollUpdate(this.watch, 0);
+    this.acceptRetry = setTimeout(() => {
+      this.acceptRetry = null;
+      if (this.watch) native.pollUpdate(this.watch, native.PollEvent.READABLE);
+    }, ACCEPT_RETRY_MS);
   }
 
   private admit({ fd, ...peer }: native.AcceptedConnection): void {

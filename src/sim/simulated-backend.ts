@@ -66,18 +66,21 @@ export class SimulatedBackend implements Backend {
     private readonly log: Logger,
   ) {}
 
-  static async create(config: SimulationConfig | null, log: Logger): Promise<SimulatedBackend> {
+  /** `source` names the configuration file in error messages. */
+  static async create(config: SimulationConfig | null, log: Logger, source = 'config'): Promise<SimulatedBackend> {
     const backend = new SimulatedBackend(config, config?.stateDir ?? defaultStateDir(), log);
-    for (const lunConfig of config?.luns ?? []) {
+    for (const [l, lunConfig] of (config?.luns ?? []).entries()) {
       const lun = await backend.openLun(lunConfig.name, lunConfig.targetPorts);
-      for (const path of lunConfig.paths) {
+      for (const [p, path] of lunConfig.paths.entries()) {
+        const where = `config ${source}: luns[${l}].paths[${p}].path`;
         let identity: string;
         try {
           identity = deviceIdentity(statSync(path.path));
         } catch (err) {
-          throw new ConfigError(`config: ${path.path}: ${(err as Error).message}`);
+          // Node's message ends with ", stat '<path>'": name the path once, up front.
+          throw new ConfigError(`${where}: ${path.path}: ${(err as Error).message.split(',')[0]}`);
         }
-        if (backend.routes.has(identity)) throw new ConfigError(`config: ${path.path} is the same file as another path`);
+        if (backend.routes.has(identity)) throw new ConfigError(`${where}: ${path.path} is the same file as another path`);
         backend.routes.set(identity, { lun, nexus: { initiator: path.initiator, targetPort: path.targetPort } });
       }
     }
@@ -152,5 +155,5 @@ export async function createSimulatedBackend(configPath: string, log: Logger): P
     }
     config = parseSimulationConfig(text, configPath);
   }
-  return SimulatedBackend.create(config, log);
+  return SimulatedBackend.create(config, log, configPath);
 }

@@ -232,7 +232,7 @@ describe('configuration errors', () => {
     ['{', /^pr-helper: config CONFIG: .*JSON/],
     ['{"luns": [{"name": "d", "paths": [{"path": "rel.img", "initiator": "iqn.2008-11.org.linux-kvm:a"}]}]}', /^pr-helper: config CONFIG: luns\[0\]\.paths\[0\]\.path must be an absolute path/],
     ['{"luns": [], "extra": 1}', /^pr-helper: config CONFIG: /],
-    [`{"luns": [{"name": "d", "paths": [{"path": "${join(dir, 'missing.img')}", "initiator": "iqn.2008-11.org.linux-kvm:a"}]}]}`, /^pr-helper: config: .*missing\.img: ENOENT/],
+    [`{"luns": [{"name": "d", "paths": [{"path": "${join(dir, 'missing.img')}", "initiator": "iqn.2008-11.org.linux-kvm:a"}]}]}`, /^pr-helper: config CONFIG: luns\[0\]\.paths\[0\]\.path: .*missing\.img: ENOENT/],
   ])('%s -> one clear line, exit 1, no socket left', (config, message) => {
     const result = start(config);
     expect(result.status).toBe(1);
