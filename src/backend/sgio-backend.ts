@@ -3,6 +3,7 @@ import * as native from '../native/binding.js';
 import { MAX_TRANSFER } from '../protocol/constants.js';
 import type { CommandResult } from '../protocol/response.js';
 import type { Backend, BackendRequest } from './backend.js';
+import { MultipathRouter, type MultipathOptions } from './multipath.js';
 import { mapSgioOutcome } from './sgio-result.js';
 
 export interface SgioBackendOptions {
@@ -13,15 +14,25 @@ export interface SgioBackendOptions {
    */
   readonly timeoutMs: number;
   readonly log: Logger;
+  /** dm-multipath: test hooks (sysfs root, device directory, ...); see multipath.ts. */
+  readonly multipath?: Omit<MultipathOptions, 'timeoutMs' | 'log'>;
 }
 
 /** Real devices: the CDB goes to the descriptor's device through ioctl(SG_IO). */
 export class SgioBackend implements Backend {
   readonly name = 'sgio';
 
-  constructor(private readonly options: SgioBackendOptions) {}
+  private readonly multipath: MultipathRouter;
+
+  constructor(private readonly options: SgioBackendOptions) {
+    this.multipath = new MultipathRouter({ timeoutMs: options.timeoutMs, log: options.log, ...options.multipath });
+  }
 
   async execute(request: BackendRequest): Promise<CommandResult> {
+    // A request on a dm-multipath map goes through the map's paths, so that
+    // registrations reach every I_T nexus; null: not a map.
+    const viaPaths = await this.multipath.execute(request);
+    if (viaPaths !== null) return viaPaths;
     // PR IN always reads into the full 8 KiB buffer and lets the device limit
     // itself by the CDB, like the original (pr-helper-protocol.md 2.2).
     const outcome =

@@ -1,0 +1,671 @@
+/**
+ * dm-multipath, the I/O half: detects that a request's descriptor is a
+ * multipath map (st_rdev -> /sys/dev/block/MAJ:MIN/dm/uuid starting with
+ * "mpath-"), opens the map's paths (its slaves in sysfs, /dev/<name>) itself and
+ * executes the decisions of multipath-plan.ts on them with SG_IO, each path's
+ * command on its own native thread. Nothing here blocks the event loop: sysfs
+ * reads and opens go through fs.promises, SG_IO through the native worker
+ * threads. No error stops the daemon: detection problems fall back to the
+ * single-path SG_IO backend, path problems become path failures, and a bug
+ * becomes a CHECK CONDITION.
+ *
+ * Detection runs on every request (a few small sysfs reads), so a map whose
+ * paths change is never served from a stale cache. Those reads are synchronous
+ * on purpose: sysfs attributes are generated from kernel memory and never wait
+ * for a device, while libuv's small thread pool can be filled by open() calls
+ * of hung path nodes, and detection (which every block-device request needs)
+ * must not queue behind them. Path fds are raw descriptors closed with
+ * close(2) directly (fast, and not through that pool either).
+ */
+import { closeSync, constants as fsConstants, open as openCallback, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Logger } from 'pino';
+import * as native from '../native/binding.js';
+import { MAX_TRANSFER } from '../protocol/constants.js';
+import type { CommandResult } from '../protocol/response.js';
+import { fixedSense, Sense } from '../scsi/sense.js';
+import { ScsiStatus } from '../scsi/status.js';
+import type { BackendRequest } from './backend.js';
+import {
+  classifyOutcome,
+  decideFanOut,
+  decideRelease,
+  exhaustedReply,
+  isUnitAttention,
+  parsePtplActive,
+  parseReadKeys,
+  parseReadReservation,
+  planOut,
+  PrInAction,
+  prInCommand,
+  PrOutAction,
+  prOutCommand,
+  repairCommand,
+  reserveHeldByUnreachablePath,
+  singleStep,
+  unreachable,
+  UNIT_ATTENTION_RETRIES,
+  type FanOutMode,
+  type OutCommand,
+  type PathAnswer,
+  type PathResult,
+  type Repair,
+  type ReservationInfo,
+} from './multipath-plan.js';
+
+/** What identifies the device behind a descriptor. */
+export interface DeviceIdentity {
+  readonly block: boolean;
+  readonly major: number;
+  readonly minor: number;
+}
+
+export type SgioFunction = (fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number) => Promise<native.SgioResult>;
+
+export interface MultipathOptions {
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  /** Where sysfs is mounted (tests point this at a fake tree). */
+  readonly sysfsRoot?: string;
+  /** Where the path nodes live: <devRoot>/<slave name>. */
+  readonly devRoot?: string;
+  /** Replaces native.sgio (tests). */
+  readonly sgio?: SgioFunction;
+  /** Replaces fstat-based identification of descriptors (tests). */
+  readonly identify?: (fd: number) => DeviceIdentity | null;
+  /** An open() of a path node that takes longer counts as a path failure. */
+  readonly openTimeoutMs?: number;
+  /** Replaces open(2) of path nodes, resolving with the descriptor (tests). */
+  readonly openFile?: (path: string, flags: number) => Promise<number>;
+}
+
+const S_IFMT = 0o170000;
+const S_IFBLK = 0o060000;
+const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+const MPATH_UUID_PREFIX = 'mpath-';
+
+/** Linux dev_t -> major/minor (glibc's gnu_dev_major/minor). */
+export function splitDevice(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+export function identifyByFstat(fd: number): DeviceIdentity | null {
+  let status: native.FileStatus;
+  try {
+    status = native.fstat(fd);
+  } catch {
+    return null;
+  }
+  return { block: (status.mode & S_IFMT) === S_IFBLK, ...splitDevice(status.rdev) };
+}
+
+/** How a path of the map may be used, from its SCSI device state. */
+export type PathUse = 'first' | 'later' | 'last-resort' | 'never';
+
+export interface MapPath {
+  /** Kernel name, e.g. "sdb". */
+  readonly name: string;
+  /** The node the daemon opens. */
+  readonly node: string;
+  /** "MAJ:MIN" from sysfs, when readable. */
+  readonly devno: string | null;
+  /** /sys/block/<name>/device/state; null when the slave has none. */
+  readonly state: string | null;
+  /** SCSI host number (H of H:C:T:L): paths on one host share the initiator port. */
+  readonly host: number | null;
+  readonly use: PathUse;
+}
+
+export interface MapInfo {
+  /** "MAJ:MIN" of the map. */
+  readonly devno: string;
+  readonly name: string;
+  readonly uuid: string;
+  /** Sorted by name. */
+  readonly paths: readonly MapPath[];
+}
+
+export type Probe = { readonly kind: 'not-multipath' } | { readonly kind: 'map'; readonly map: MapInfo } | { readonly kind: 'error'; readonly error: Error };
+
+/**
+ * running: use. No state file (not a SCSI disk): try after the running ones.
+ * blocked / quiesce: the kernel is holding its commands back (a transport is
+ * recovering); only worth a try when nothing else answered, and never part of
+ * a fan-out, which would wait for it. offline, deleted, ...: never.
+ */
+export function pathUse(state: string | null): PathUse {
+  if (state === null) return 'later';
+  switch (state) {
+    case 'running':
+      return 'first';
+    case 'blocked':
+    case 'created-blocked':
+    case 'quiesce':
+      return 'last-resort';
+    default:
+      return 'never';
+  }
+}
+
+/** The SCSI host of a block device, from its sysfs device link (.../hostH/targetH:C:T/H:C:T:L). */
+function scsiHost(deviceLink: string): number | null {
+  try {
+    const match = /^(\d+):\d+:\d+:\d+$/.exec(basename(readlinkSync(deviceLink)));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+function readTrimmed(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+/** Reads the map's identity and paths from sysfs; anything but a multipath map is 'not-multipath'. */
+export function probeMap(identity: DeviceIdentity, sysfsRoot = '/sys', devRoot = '/dev'): Probe {
+  if (!identity.block) return { kind: 'not-multipath' };
+  const devno = `${identity.major}:${identity.minor}`;
+  const base = join(sysfsRoot, 'dev', 'block', devno);
+  try {
+    const uuid = readTrimmed(join(base, 'dm', 'uuid'));
+    if (uuid === null || !uuid.startsWith(MPATH_UUID_PREFIX)) return { kind: 'not-multipath' };
+    const name = readTrimmed(join(base, 'dm', 'name')) ?? devno;
+    let slaves: string[];
+    try {
+      slaves = readdirSync(join(base, 'slaves')).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      slaves = [];
+    }
+    const paths = slaves.map((slave): MapPath => {
+      if (slave.includes('/') || slave === '.' || slave === '..') throw new Error(`odd slave name ${JSON.stringify(slave)}`);
+      const state = readTrimmed(join(sysfsRoot, 'block', slave, 'device', 'state'));
+      const slaveDev = readTrimmed(join(sysfsRoot, 'block', slave, 'dev'));
+      const host = scsiHost(join(sysfsRoot, 'block', slave, 'device'));
+      return { name: slave, node: join(devRoot, slave), devno: slaveDev, state, host, use: pathUse(state) };
+    });
+    return { kind: 'map', map: { devno, name, uuid, paths } };
+  } catch (err) {
+    return { kind: 'error', error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}
+
+const errnoName = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? (err as Error).message ?? String(err);
+
+const ACCESS_HINT =
+  'the daemon opens the paths of a multipath map itself: run it as root without -u, or with a group (-g) that may open the path nodes read-write (e.g. -g disk)';
+
+/**
+ * Serves PR requests whose descriptor is a multipath map; execute() answers
+ * null for everything else. PR OUT on one map is serialized (a fan-out and its
+ * repairs must not interleave with another client's command on the same map);
+ * PR IN and other maps run concurrently.
+ */
+export class MultipathRouter {
+  private readonly sysfsRoot: string;
+  private readonly devRoot: string;
+  private readonly sgio: SgioFunction;
+  private readonly identify: (fd: number) => DeviceIdentity | null;
+  private readonly openTimeoutMs: number;
+  private readonly openFile: (path: string, flags: number) => Promise<number>;
+  /** Nodes whose access error was logged at error level (again only after a success). */
+  private readonly accessLogged = new Set<string>();
+  /** open() calls of path nodes that have not returned yet, by node. */
+  private readonly pendingOpens = new Map<string, Promise<unknown>>();
+  /** Tail of each map's PR OUT queue. */
+  private readonly mapQueues = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: MultipathOptions) {
+    this.sysfsRoot = options.sysfsRoot ?? '/sys';
+    this.devRoot = options.devRoot ?? '/dev';
+    this.sgio = options.sgio ?? native.sgio;
+    this.identify = options.identify ?? identifyByFstat;
+    this.openTimeoutMs = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    this.openFile = options.openFile ?? openFd;
+  }
+
+  /** The reply for a request on a multipath map, or null when the descriptor is not one. */
+  async execute(request: BackendRequest): Promise<CommandResult | null> {
+    const log = this.options.log;
+    const identity = this.identify(request.fd);
+    if (!identity?.block) return null;
+    const probe = probeMap(identity, this.sysfsRoot, this.devRoot);
+    if (probe.kind === 'not-multipath') return null;
+    if (probe.kind === 'error') {
+      // dm-multipath forwards SG_IO on the map to its current path: degraded (one
+      // path), but the guest keeps working.
+      log.warn({ device: `${identity.major}:${identity.minor}`, err: probe.error }, 'cannot read the device-mapper state from sysfs; treating the device as a single path');
+      return null;
+    }
+    const map = probe.map;
+    const mapLog = log.child({ map: map.name, dm: map.devno });
+    const session = new PathSession(this, map, mapLog);
+    try {
+      if (request.direction === 'in') return await this.prIn(session, request);
+      return await this.serialized(map.uuid, () => this.prOut(session, request));
+    } catch (err) {
+      mapLog.error({ err }, 'multipath command failed; replying ABORTED COMMAND');
+      return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.IO_PROCESS_TERMINATED) };
+    } finally {
+      session.close();
+    }
+  }
+
+  private async serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.mapQueues.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = previous.then(() => mine);
+    this.mapQueues.set(key, tail);
+    await previous;
+    try {
+      return await task();
+    } finally {
+      release();
+      if (this.mapQueues.get(key) === tail) this.mapQueues.delete(key);
+    }
+  }
+
+  // ---- PR IN: one working path --------------------------------------------
+
+  private async prIn(session: PathSession, request: BackendRequest): Promise<CommandResult> {
+    const results: PathResult[] = session.skipped();
+    for (const path of session.order()) {
+      const result = await session.run(path, request.cdb, 'in');
+      results.push(result);
+      if (singleStep(result, 'in') === 'done') {
+        session.note(results);
+        return answerReply(result as PathAnswer, request.transferLength);
+      }
+    }
+    session.note(results);
+    return exhaustedReply(results);
+  }
+
+  // ---- PR OUT ---------------------------------------------------------------
+
+  private async prOut(session: PathSession, request: BackendRequest): Promise<CommandResult> {
+    const plan = planOut(request.cdb, request.params);
+    switch (plan.kind) {
+      case 'reply':
+        session.log.debug({ why: plan.why }, 'PR OUT answered without a path');
+        return plan.result;
+      case 'fan-out':
+        return this.fanOut(session, request, plan.mode, plan.command);
+      case 'single':
+        return this.single(session, request, plan.command, plan.after, plan.checkOwnReservation);
+    }
+  }
+
+  private async single(
+    session: PathSession,
+    request: BackendRequest,
+    command: OutCommand,
+    after: 'none' | 'restore-other-paths' | 'unregister-other-paths',
+    checkOwnReservation: boolean,
+  ): Promise<CommandResult> {
+    const results: PathResult[] = session.skipped();
+    for (const path of session.order()) {
+      const result = await session.run(path, request.cdb, 'out', request.params);
+      results.push(result);
+      if (singleStep(result, 'out') !== 'done') continue;
+      session.note(results);
+      const answer = result as PathAnswer;
+      if (answer.status === ScsiStatus.GOOD && after === 'restore-other-paths') await this.restoreOtherPaths(session, command, path);
+      if (answer.status === ScsiStatus.GOOD && after === 'unregister-other-paths') {
+        await this.repair(session, { why: 'rollback', paths: session.fanOutPaths().filter((p) => p !== path), saKey: 0n, allTgPt: false, aptpl: command.aptpl }, 'REGISTER AND MOVE with UNREG');
+      }
+      return answerReply(answer, 0);
+    }
+    session.note(results);
+    const someUnreached = results.some((r) => r.kind === 'failure');
+    const conflicted = results.some((r) => r.kind === 'answer' && r.status === ScsiStatus.RESERVATION_CONFLICT);
+    if (checkOwnReservation && someUnreached && conflicted) {
+      const reservation = await this.readReservation(session, answeredPaths(results));
+      if (reservation !== undefined && reserveHeldByUnreachablePath(command, reservation)) {
+        session.log.info({ key: hexKey(command.key) }, 'RESERVE: the reservation is already held with our key through a path that is not reachable; GOOD');
+        return { status: ScsiStatus.GOOD };
+      }
+    }
+    return exhaustedReply(results);
+  }
+
+  private async fanOut(session: PathSession, request: BackendRequest, mode: FanOutMode, command: OutCommand): Promise<CommandResult> {
+    // With ALL_TG_PT one registration covers every target port of the initiator
+    // port, so (like libmpathpersist) only one path per SCSI host gets it: a second
+    // path of the same initiator port would only conflict with the first.
+    const targets = mode !== 'release' && command.allTgPt ? session.onePerHost(session.fanOutPaths()) : session.fanOutPaths();
+    const results = new Map<string, PathResult>();
+    for (const skipped of session.skipped('fan-out')) results.set(skipped.path, skipped);
+    await Promise.all(targets.map(async (p) => results.set(p, await session.run(p, request.cdb, 'out', request.params))));
+    for (let retries = 0; ; retries++) {
+      const list = [...results.values()];
+      const decision = decideFanOut(mode, command, list, retries < UNIT_ATTENTION_RETRIES);
+      if (decision.kind === 'retry') {
+        session.log.info({ paths: decision.paths }, 'unit attention on some paths of a fan-out; sending the command to them again');
+        await Promise.all(decision.paths.map(async (p) => results.set(p, await session.run(p, request.cdb, 'out', request.params))));
+        continue;
+      }
+      session.note(list);
+      if (decision.kind === 'verify-release') return this.verifyRelease(session, command, list);
+      if (decision.note) session.log.warn({ action: describeAction(command.action) }, decision.note);
+      if (decision.repair) await this.repair(session, decision.repair, describeAction(command.action));
+      return decision.result;
+    }
+  }
+
+  private async verifyRelease(session: PathSession, command: OutCommand, results: PathResult[]): Promise<CommandResult> {
+    const reservation = await this.readReservation(session, answeredPaths(results));
+    const decision = decideRelease(command, results, reservation);
+    if (decision.kind === 'reply') {
+      if (decision.note) session.log.warn(decision.note);
+      return decision.result;
+    }
+    return this.takeOver(session, command, decision.reservation, results);
+  }
+
+  /**
+   * The reservation is held with our key through a path that cannot be reached,
+   * so RELEASE cannot reach the holder. Like libmpathpersist: PREEMPT our own key
+   * through a reachable registered path (the reservation moves to that path's
+   * nexus, the device drops our other registrations), RELEASE there, then
+   * register the key on the other reachable paths again.
+   */
+  private async takeOver(session: PathSession, command: OutCommand, reservation: ReservationInfo, results: PathResult[]): Promise<CommandResult> {
+    const candidates = results.filter((r): r is PathAnswer => r.kind === 'answer' && r.status === ScsiStatus.GOOD).map((r) => r.path);
+    const via = candidates[0];
+    if (via === undefined) return exhaustedReply(results);
+    const log = session.log.child({ via, key: hexKey(command.key), type: reservation.type });
+    log.warn('RELEASE: the reservation holder is an unreachable path of the map; moving the reservation to a reachable path to release it');
+    const aptpl = await this.ptplActive(session, via);
+    const preempt = prOutCommand(PrOutAction.PREEMPT, reservation.scope, reservation.type, command.key, command.key);
+    const preempted = await session.runSettled(via, preempt.cdb, preempt.params);
+    if (preempted.kind !== 'answer' || preempted.status !== ScsiStatus.GOOD) {
+      log.error({ result: summarize(preempted) }, 'RELEASE take-over: PREEMPT failed');
+      return preempted.kind === 'answer' ? answerReply(preempted, 0) : preempted.reply;
+    }
+    const release = prOutCommand(PrOutAction.RELEASE, reservation.scope, reservation.type, command.key, 0n);
+    const released = await session.runSettled(via, release.cdb, release.params);
+    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== via), saKey: command.key, allTgPt: false, aptpl }, 'RELEASE take-over');
+    if (released.kind !== 'answer' || released.status !== ScsiStatus.GOOD) {
+      log.error({ result: summarize(released) }, 'RELEASE take-over: RELEASE failed after the PREEMPT');
+      return released.kind === 'answer' ? answerReply(released, 0) : released.reply;
+    }
+    return { status: ScsiStatus.GOOD };
+  }
+
+  /**
+   * After PREEMPT (AND ABORT) with our own key (or 0 under an all-registrants
+   * reservation) the device removed the registrations of our other paths but
+   * kept the sender's: a single-path LUN keeps the sender registered, so
+   * register the key on the other paths again. Only when READ KEYS shows that
+   * the sender did keep its registration (LIO removes even the sender in some
+   * cases; then the map's nexus is unregistered, as on that single-path LUN).
+   */
+  private async restoreOtherPaths(session: PathSession, command: OutCommand, sender: string): Promise<void> {
+    const keys = await session.runSettled(sender, prInCommand(PrInAction.READ_KEYS), null);
+    let kept = false;
+    try {
+      kept = keys.kind === 'answer' && keys.status === ScsiStatus.GOOD && keys.data !== null && parseReadKeys(keys.data).includes(command.key);
+    } catch {
+      kept = false;
+    }
+    if (!kept) {
+      session.log.info({ key: hexKey(command.key), result: summarize(keys) }, 'PREEMPT of our own key: the sender is not registered afterwards; other paths left as they are');
+      return;
+    }
+    const aptpl = await this.ptplActive(session, sender);
+    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== sender), saKey: command.key, allTgPt: false, aptpl }, describeAction(command.action));
+  }
+
+  /** REGISTER AND IGNORE EXISTING KEY on each path of the repair (UNIT ATTENTION retried). Logs, never fails. */
+  private async repair(session: PathSession, repair: Repair, after: string): Promise<void> {
+    if (repair.paths.length === 0) return;
+    const { cdb, params } = repairCommand(repair);
+    const outcomes = await Promise.all(repair.paths.map((p) => session.runSettled(p, cdb, params)));
+    const failed = outcomes.filter((r) => r.kind !== 'answer' || r.status !== ScsiStatus.GOOD);
+    const fields = { why: repair.why, after, key: hexKey(repair.saKey), paths: repair.paths, results: outcomes.map(summarize) };
+    if (failed.length === 0) session.log.info(fields, 'paths of the map re-registered');
+    else session.log.warn(fields, 're-registering paths of the map failed on some paths; they keep their old registration');
+  }
+
+  /** READ RESERVATION through the given paths first, then any other; undefined if nothing answered it. */
+  private async readReservation(session: PathSession, preferred: readonly string[]): Promise<ReservationInfo | null | undefined> {
+    const order = [...preferred, ...session.order().filter((p) => !preferred.includes(p))];
+    for (const path of order) {
+      const r = await session.runSettled(path, prInCommand(PrInAction.READ_RESERVATION), null);
+      if (r.kind !== 'answer') continue;
+      if (r.status !== ScsiStatus.GOOD || r.data === null) continue;
+      try {
+        return parseReadReservation(r.data);
+      } catch (err) {
+        session.log.warn({ path, err }, 'READ RESERVATION data unusable');
+      }
+    }
+    return undefined;
+  }
+
+  /** PTPL_A from REPORT CAPABILITIES, so that re-registrations keep the device's APTPL state. */
+  private async ptplActive(session: PathSession, path: string): Promise<boolean> {
+    const r = await session.runSettled(path, prInCommand(PrInAction.REPORT_CAPABILITIES), null);
+    try {
+      if (r.kind === 'answer' && r.status === ScsiStatus.GOOD && r.data !== null) return parsePtplActive(r.data);
+    } catch {
+      // fall through
+    }
+    session.log.warn({ path, result: summarize(r) }, 'REPORT CAPABILITIES failed; re-registering with APTPL=0');
+    return false;
+  }
+
+  // ---- used by PathSession -----------------------------------------------------
+
+  /** @internal */
+  async openPath(path: MapPath, log: Logger): Promise<number | PathResult> {
+    if (this.pendingOpens.has(path.node)) {
+      return unreachable(path.name, `open of ${path.node} from an earlier request has not returned yet`);
+    }
+    // O_NONBLOCK: no media checks in sd_open. libuv adds O_CLOEXEC itself.
+    const opening = this.openFile(path.node, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+    const tracked = opening.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.pendingOpens.set(path.node, tracked);
+    void tracked.then(() => this.pendingOpens.delete(path.node));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.openTimeoutMs);
+      timer.unref();
+    });
+    try {
+      const fd = await Promise.race([opening, timedOut]);
+      if (fd === 'timeout') {
+        // The open keeps running on its libuv thread; close whatever it returns.
+        void opening.then(closeFd, () => undefined);
+        return unreachable(path.name, `open of ${path.node} did not return within ${this.openTimeoutMs} ms`);
+      }
+      this.accessLogged.delete(path.node);
+      const identity = this.identify(fd);
+      if (path.devno !== null && identity?.block && `${identity.major}:${identity.minor}` !== path.devno) {
+        closeFd(fd);
+        return unreachable(path.name, `${path.node} is device ${identity.major}:${identity.minor}, sysfs says ${path.devno}`);
+      }
+      return fd;
+    } catch (err) {
+      const code = errnoName(err);
+      if (code === 'EACCES' || code === 'EPERM') {
+        const first = !this.accessLogged.has(path.node);
+        this.accessLogged.add(path.node);
+        (first ? log.error.bind(log) : log.debug.bind(log))(
+          { path: path.node, uid: process.getuid?.(), gid: process.getgid?.(), err },
+          `cannot open a path of the multipath map: ${ACCESS_HINT}`,
+        );
+      }
+      return unreachable(path.name, `open ${path.node}: ${code}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** @internal */
+  runSgio(fd: number, cdb: Buffer, direction: 'in' | 'out', params: Buffer | null): Promise<native.SgioResult> {
+    return direction === 'in'
+      ? this.sgio(fd, cdb, native.SgDirection.FROM_DEV, MAX_TRANSFER, this.options.timeoutMs)
+      : this.sgio(fd, cdb, native.SgDirection.TO_DEV, params ?? Buffer.alloc(0), this.options.timeoutMs);
+  }
+}
+
+/**
+ * One request on one map: opens each path once, on first use, and closes them
+ * all at the end. A path that failed at the transport level is not used again
+ * within the request.
+ */
+class PathSession {
+  private readonly fds = new Map<string, Promise<number | PathResult>>();
+  private readonly broken = new Map<string, PathResult>();
+  private readonly byName: Map<string, MapPath>;
+
+  constructor(
+    private readonly router: MultipathRouter,
+    readonly map: MapInfo,
+    readonly log: Logger,
+  ) {
+    this.byName = new Map(map.paths.map((p) => [p.name, p]));
+  }
+
+  /** Paths for one-path commands, best first: running, stateless, then blocked ones. */
+  order(): string[] {
+    const rank: Record<PathUse, number> = { first: 0, later: 1, 'last-resort': 2, never: 3 };
+    return this.map.paths.filter((p) => p.use !== 'never').sort((a, b) => rank[a.use] - rank[b.use]).map((p) => p.name);
+  }
+
+  /** Paths a fan-out sends to: not the blocked ones, it would wait for them. */
+  fanOutPaths(): string[] {
+    return this.map.paths.filter((p) => p.use === 'first' || p.use === 'later').map((p) => p.name);
+  }
+
+  /** The first of the given paths on each SCSI host (paths of unknown host all kept). */
+  onePerHost(names: readonly string[]): string[] {
+    const hosts = new Set<number>();
+    return names.filter((name) => {
+      const host = this.byName.get(name)?.host ?? null;
+      if (host === null) return true;
+      if (hosts.has(host)) return false;
+      hosts.add(host);
+      return true;
+    });
+  }
+
+  /** The paths a command of this kind does not try, as failures (they count as not reached). */
+  skipped(kind: 'single' | 'fan-out' = 'single'): PathResult[] {
+    return this.map.paths
+      .filter((p) => p.use === 'never' || (kind === 'fan-out' && p.use === 'last-resort'))
+      .map((p) => unreachable(p.name, `not used: device state ${p.state ?? 'unknown'}`));
+  }
+
+  /** Sends one command through one path. Never throws. */
+  async run(name: string, cdb: Buffer, direction: 'in' | 'out', params: Buffer | null = null): Promise<PathResult> {
+    const broken = this.broken.get(name);
+    if (broken) return broken.kind === 'failure' ? { ...broken, mayHaveExecuted: false } : broken;
+    const path = this.byName.get(name);
+    if (!path) return unreachable(name, 'not a path of this map');
+    let pending = this.fds.get(name);
+    if (!pending) {
+      pending = this.router.openPath(path, this.log);
+      this.fds.set(name, pending);
+    }
+    const fd = await pending;
+    if (typeof fd !== 'number') {
+      this.broken.set(name, fd);
+      return fd;
+    }
+    let result: PathResult;
+    try {
+      const outcome = await this.router.runSgio(fd, cdb, direction, params);
+      result = classifyOutcome(name, outcome, direction === 'in' ? MAX_TRANSFER : (params?.length ?? 0), outcome.data);
+    } catch (err) {
+      result = unreachable(name, `SG_IO could not be issued: ${errnoName(err)}`);
+    }
+    if (result.kind === 'failure') {
+      this.broken.set(name, result);
+      this.log.warn({ path: name, reason: result.reason, cdb: cdb.subarray(0, 10).toString('hex') }, 'path failed; using the other paths of the map');
+    }
+    return result;
+  }
+
+  /** run() for the daemon's own commands (PR IN when params is null), retrying UNIT ATTENTION. */
+  async runSettled(name: string, cdb: Buffer, params: Buffer | null): Promise<PathResult> {
+    let result = await this.run(name, cdb, params === null ? 'in' : 'out', params);
+    for (let i = 0; i < UNIT_ATTENTION_RETRIES && isUnitAttention(result); i++) {
+      result = await this.run(name, cdb, params === null ? 'in' : 'out', params);
+    }
+    return result;
+  }
+
+  note(results: readonly PathResult[]): void {
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ results: results.map(summarize) }, 'multipath command');
+  }
+
+  /**
+   * Closes every path descriptor once its open has returned. Called when the
+   * request is answered: no SG_IO of this session is running any more (each
+   * run() awaited its own), so no worker thread still uses them.
+   */
+  close(): void {
+    for (const pending of this.fds.values()) void pending.then((fd) => typeof fd === 'number' && closeFd(fd));
+  }
+}
+
+function openFd(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => openCallback(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already gone: nothing to release.
+  }
+}
+
+function answerReply(answer: PathAnswer, allocationLength: number): CommandResult {
+  return {
+    status: answer.status,
+    sense: answer.sense,
+    data: answer.data ? answer.data.subarray(0, Math.min(answer.data.length, allocationLength)) : null,
+  };
+}
+
+function answeredPaths(results: readonly PathResult[]): string[] {
+  return results.filter((r) => r.kind === 'answer').map((r) => r.path);
+}
+
+const hexKey = (key: bigint): string => `0x${key.toString(16)}`;
+
+const ACTION_NAMES: Record<number, string> = {
+  0: 'REGISTER',
+  1: 'RESERVE',
+  2: 'RELEASE',
+  3: 'CLEAR',
+  4: 'PREEMPT',
+  5: 'PREEMPT AND ABORT',
+  6: 'REGISTER AND IGNORE EXISTING KEY',
+  7: 'REGISTER AND MOVE',
+};
+
+const describeAction = (action: number): string => ACTION_NAMES[action] ?? `SA 0x${action.toString(16)}`;
+
+function summarize(r: PathResult): Record<string, unknown> {
+  if (r.kind === 'failure') return { path: r.path, failure: r.reason };
+  const out: Record<string, unknown> = { path: r.path, status: r.status };
+  if (r.status === ScsiStatus.CHECK_CONDITION) out['sense'] = r.sense.subarray(0, 18).toString('hex');
+  return out;
+}
