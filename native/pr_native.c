@@ -91,19 +91,20 @@ static int fill_sockaddr(const char *path, struct sockaddr_un *sa, socklen_t *le
   return 1;
 }
 
-/* listenUnix(path, backlog, mode) -> fd. The umask makes the inode appear with
- * its final mode, so there is no window in which it is more permissive. */
+/* listenUnix(path, backlog, mode, gid) -> fd. The umask makes the inode appear
+ * with its final mode, and the group (gid -1: keep) is set before listen(), so
+ * no connection is possible while it is more permissive than asked. */
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-  int32_t backlog, mode;
+  int32_t backlog, mode, gid;
   struct sockaddr_un sa;
   socklen_t salen;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || !arg_string(env, argv[0], path, sizeof path) || !arg_int(env, argv[1], &backlog) ||
-      !arg_int(env, argv[2], &mode))
-    return throw_type(env, "listenUnix(path, backlog, mode)");
+  if (argc < 4 || !arg_string(env, argv[0], path, sizeof path) || !arg_int(env, argv[1], &backlog) ||
+      !arg_int(env, argv[2], &mode) || !arg_int(env, argv[3], &gid))
+    return throw_type(env, "listenUnix(path, backlog, mode, gid)");
   if (!fill_sockaddr(path, &sa, &salen)) return throw_errno(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
@@ -114,6 +115,12 @@ static napi_value listen_unix(napi_env env, napi_callback_info info) {
   if (rc < 0) {
     close(fd);
     return throw_errno(env, err, "bind");
+  }
+  if (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) {
+    err = errno;
+    close(fd);
+    unlink(path);
+    return throw_errno(env, err, "chown");
   }
   if (listen(fd, backlog) < 0) {
     err = errno;

@@ -80,7 +80,8 @@ export interface Capabilities {
 }
 
 interface NativeAddon {
-  listenUnix(path: string, backlog: number, mode: number): number;
+  /** gid -1 keeps the creator's group. */
+  listenUnix(path: string, backlog: number, mode: number, gid: number): number;
   connectUnix(path: string): number;
   socketPair(): [number, number];
   accept(fd: number): AcceptedConnection | null;

@@ -1,4 +1,4 @@
-import { chownSync, lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
 import * as native from '../native/binding.js';
 
 export interface ListenOptions {
@@ -22,22 +22,12 @@ export function createListenSocket(path: string, options: ListenOptions): number
   if (!path.startsWith('/')) throw new ListenError('socket path must be absolute');
   if (Buffer.byteLength(path) > 107) throw new ListenError(`UNIX socket path '${path}' is too long`);
   removeStaleSocket(path);
-  let fd: number;
   try {
-    fd = native.listenUnix(path, options.backlog, options.mode);
+    return native.listenUnix(path, options.backlog, options.mode, options.gid ?? -1);
   } catch (err) {
-    throw new ListenError(`cannot listen on ${path}: ${(err as Error).message}`);
+    const what = (err as native.SystemError).syscall === 'chown' ? `give ${path} to group ${options.gid}` : `listen on ${path}`;
+    throw new ListenError(`cannot ${what}: ${(err as Error).message}`);
   }
-  if (options.gid !== undefined) {
-    try {
-      chownSync(path, -1, options.gid);
-    } catch (err) {
-      native.close(fd);
-      unlinkQuietly(path);
-      throw new ListenError(`cannot give ${path} to group ${options.gid}: ${(err as Error).message}`);
-    }
-  }
-  return fd;
 }
 
 function removeStaleSocket(path: string): void {

@@ -136,9 +136,13 @@ describe('fd passing', () => {
 describe('unix listening sockets', () => {
   it('accepts with the peer credentials and creates the socket with the requested mode', async () => {
     const path = join(dir, 'listen.sock');
-    const lfd = native.listenUnix(path, 4, 0o600);
+    const lfd = native.listenUnix(path, 4, 0o600, -1);
     const { statSync } = await import('node:fs');
     expect(statSync(path).mode & 0o777).toBe(0o600);
+    const grouped = join(dir, 'grouped.sock');
+    native.close(native.listenUnix(grouped, 4, 0o660, 65534));
+    expect(statSync(grouped)).toMatchObject({ gid: 65534 });
+    expect(statSync(grouped).mode & 0o777).toBe(0o660);
     expect(native.isListeningSocket(lfd)).toBe(true);
     expect(native.accept(lfd)).toBeNull();
     const cfd = native.connectUnix(path);

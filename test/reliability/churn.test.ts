@@ -1,0 +1,221 @@
+// Connection churn: many short connections, many idle ones, and the
+// --max-connections limit. Our daemon runs in SG_IO mode; requests go to
+// /dev/null, so every reply is ABORTED COMMAND / I/O PROCESS TERMINATED
+// (ENOTTY, pr-helper-protocol.md 2.4a).
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HelperClient, ProtocolError } from '../../src/client/client.js';
+import { prInCdb, PrInAction } from '../../src/client/pr-commands.js';
+import * as native from '../../src/native/binding.js';
+import type { RunningDaemon } from '../helpers/daemon.js';
+import { countOpenFds } from '../helpers/fds.js';
+import { RawPeer } from '../helpers/raw-peer.js';
+import { sleep, startOurs, waitFor } from './daemons.js';
+import { fdCountBackTo } from './fuzz-harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rel-churn-'));
+const devNull = openSync('/dev/null', 'r+');
+const readKeys = prInCdb(PrInAction.READ_KEYS, 8192);
+// Fixed sense 0B/00/06, first 14 bytes (spec 2.4c).
+const IO_PROCESS_TERMINATED = '70000b000000000a000000000006';
+
+afterAll(() => {
+  closeSync(devNull);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** RLIMIT_NOFILE of this process (soft limit): from /proc, as Node has no getrlimit. */
+function openFileLimit(): number {
+  const line = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--output', 'SOFT', '--noheadings'], { encoding: 'utf8' });
+  return Number(line.trim());
+}
+
+/** Makes room for `needed` descriptors in this process (and the daemons it spawns later). */
+function ensureFileLimit(needed: number): void {
+  if (openFileLimit() >= needed) return;
+  execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${needed}:${needed}`]);
+}
+
+async function expectServed(socket: string): Promise<void> {
+  const client = await HelperClient.connect(socket);
+  try {
+    const reply = await client.execute(readKeys, devNull);
+    expect(reply.status).toBe(2);
+    expect(reply.sense.subarray(0, 14).toString('hex')).toBe(IO_PROCESS_TERMINATED);
+  } finally {
+    client.close();
+  }
+}
+
+async function settled(pid: number): Promise<number> {
+  let last = countOpenFds(pid);
+  for (let stable = 0; stable < 5; ) {
+    await sleep(30);
+    const now = countOpenFds(pid);
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+describe('connection churn', () => {
+  let daemon: RunningDaemon;
+  let baseline = 0;
+
+  beforeAll(async () => {
+    ensureFileLimit(4096);
+    daemon = await startOurs(join(dir, 'churn.sock'), ['-q']);
+    await expectServed(daemon.socket);
+    baseline = await settled(daemon.proc.pid!);
+  });
+
+  afterAll(async () => {
+    expect(await daemon.stop()).toBe(0);
+  });
+
+  it('10,000 connect / handshake / close cycles leak nothing and leave the daemon serving', async () => {
+    const rssBefore = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(daemon.proc.pid)], { encoding: 'utf8' }).trim());
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < 10_000) {
+        const i = next++;
+        if (i % 10 === 0) {
+          // Gone before the handshake: the server's handshake write or read meets a closed peer.
+          native.close(native.connectUnix(daemon.socket));
+        } else if (i % 10 === 1) {
+          const peer = new RawPeer(daemon.socket);
+          await peer.waitForBytes(4);
+          peer.close();
+        } else {
+          (await HelperClient.connect(daemon.socket)).close();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    expect(daemon.proc.exitCode).toBeNull();
+    expect(await fdCountBackTo(daemon.proc.pid!, baseline, 10_000)).toBe(baseline);
+    await expectServed(daemon.socket);
+    const rssAfter = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(daemon.proc.pid)], { encoding: 'utf8' }).trim());
+    // Loose: a per-connection leak of even 5 KiB would add ~50 MB here.
+    expect(rssAfter - rssBefore).toBeLessThan(40_000);
+    expect(daemon.stderr()).toBe('');
+  }, 120_000);
+
+  it('1000 concurrent idle connections (half never handshake) do not stop others being served', async () => {
+    const idle: Array<HelperClient | RawPeer> = [];
+    try {
+      for (let i = 0; i < 1000; i++) {
+        if (i % 2 === 0) idle.push(await HelperClient.connect(daemon.socket));
+        else idle.push(new RawPeer(daemon.socket));
+      }
+      const started = Date.now();
+      await expectServed(daemon.socket);
+      expect(Date.now() - started).toBeLessThan(2000);
+      // One descriptor per connection in the daemon, and nothing more.
+      expect(await fdCountBackTo(daemon.proc.pid!, baseline + 1000, 10_000)).toBe(baseline + 1000);
+    } finally {
+      idle.forEach((c) => c.close());
+    }
+    expect(await fdCountBackTo(daemon.proc.pid!, baseline, 10_000)).toBe(baseline);
+    await expectServed(daemon.socket);
+    expect(daemon.stderr()).toBe('');
+  }, 120_000);
+});
+
+describe('descriptor exhaustion', () => {
+  /** utime + stime of `pid`, in clock ticks. */
+  const cpuTicks = (pid: number): number => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  };
+
+  it('EMFILE on accept: no busy loop, no log flood, pending clients are served once descriptors free up', async () => {
+    const daemon = await startOurs(join(dir, 'emfile.sock'), ['-q']);
+    const pid = daemon.proc.pid!;
+    const peers: RawPeer[] = [];
+    try {
+      await sleep(100);
+      const baseline = await settled(pid);
+      // Room for exactly three more descriptors.
+      execFileSync('prlimit', ['--pid', String(pid), `--nofile=${baseline + 3}:${baseline + 3}`]);
+      for (let i = 0; i < 8; i++) peers.push(new RawPeer(daemon.socket));
+      // Three (or four, if the start-up probe's descriptor was still counted) get in; the rest wait.
+      await waitFor(() => peers.filter((p) => p.received().length === 4).length >= 3);
+      await sleep(200);
+      expect(peers.filter((p) => p.received().length === 4).length).toBeGreaterThanOrEqual(3);
+      expect(peers.filter((p) => p.received().length === 0).length).toBeGreaterThanOrEqual(4);
+
+      const ticksBefore = cpuTicks(pid);
+      const logBefore = daemon.stderr().length;
+      await sleep(2000);
+      const ticks = cpuTicks(pid) - ticksBefore;
+      const lines = daemon.stderr().slice(logBefore).split('\n').filter(Boolean);
+      // Five connections wait in the backlog for two seconds: a daemon that
+      // waits for a descriptor to free up logs a few lines and uses no CPU; one
+      // that retries accept() on every readiness event spins and floods the log.
+      expect({ logLines: Math.min(lines.length, 1000), cpuTicks: Math.min(ticks, 1000) }).toEqual({
+        logLines: Math.min(lines.length, 20),
+        cpuTicks: Math.min(ticks, 30),
+      });
+
+      // Recovery: the three served connections leave, the waiting ones get their handshake.
+      const served = peers.filter((p) => p.received().length === 4);
+      const waiting = peers.filter((p) => !served.includes(p));
+      served.forEach((p) => p.close());
+      expect(await waitFor(() => waiting.filter((p) => p.received().length === 4).length >= 3, 3000)).toBe(true);
+      expect(daemon.proc.exitCode).toBeNull();
+    } finally {
+      peers.forEach((p) => p.close());
+      expect(await daemon.stop()).toBe(0);
+    }
+  }, 30_000);
+});
+
+describe('--max-connections', () => {
+  it('closes connection N+1 at once with a log line; existing ones unaffected; capacity returns', async () => {
+    const daemon = await startOurs(join(dir, 'max.sock'), ['--max-connections', '4']);
+    try {
+      // startOurs' readiness probe used one connection; wait until it is gone.
+      await sleep(100);
+      const baseline = await settled(daemon.proc.pid!);
+      const clients = await Promise.all(Array.from({ length: 4 }, () => HelperClient.connect(daemon.socket)));
+
+      const logLines = (): string[] => daemon.stderr().split('\n').filter((l) => l.includes('connection limit reached'));
+      expect(logLines()).toHaveLength(0);
+      const extra = new RawPeer(daemon.socket);
+      const seen = await extra.observe(3000);
+      extra.close();
+      // Closed immediately: not even the handshake bytes.
+      expect(seen).toEqual({ received: '', closedByServer: true });
+      expect(await waitFor(() => logLines().length === 1)).toBe(true);
+      expect(JSON.parse(logLines()[0]!)).toMatchObject({ level: 40, max: 4, msg: 'connection limit reached; connection closed' });
+      await expect(HelperClient.connect(daemon.socket)).rejects.toBeInstanceOf(ProtocolError);
+
+      // The four existing connections keep working.
+      for (const c of clients) expect((await c.execute(readKeys, devNull)).status).toBe(2);
+
+      // One leaves: its slot is free again once the daemon has seen it go.
+      clients.shift()!.close();
+      let again: HelperClient | null = null;
+      expect(
+        await waitFor(async () => {
+          try {
+            again = await HelperClient.connect(daemon.socket);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 5000, 50),
+      ).toBe(true);
+      expect((await again!.execute(readKeys, devNull)).status).toBe(2);
+      clients.push(again!);
+      clients.forEach((c) => c.close());
+      expect(await fdCountBackTo(daemon.proc.pid!, baseline, 5000)).toBe(baseline);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  }, 60_000);
+});
