@@ -1,10 +1,28 @@
 import { defineConfig } from 'vitest/config';
 
+/** Suites that boot QEMU/TCG virtual machines: they load both cores for minutes. */
+const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts'];
+
+// Limits, not performance assertions: daemons are spawned, privileges dropped
+// by re-exec, and the machine has two cores.
+const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 };
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    exclude: ['dist/**', 'node_modules/**'],
-    testTimeout: 20000,
-    hookTimeout: 20000,
+    projects: [
+      {
+        test: {
+          name: 'host',
+          include: ['test/**/*.test.ts'],
+          exclude: ['dist/**', 'node_modules/**', ...VM_SUITES],
+          ...timeouts,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // After the host suites, so that VM boots do not starve their timing.
+        test: { name: 'vm', include: VM_SUITES, ...timeouts, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -126,15 +126,17 @@ describe('systemd', () => {
       's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
       's.bind(sys.argv[1])',
       "print('bound', flush=True)",
-      's.settimeout(10)',
+      's.settimeout(30)',
       'print(s.recv(4096).decode().replace(chr(10), "|"), flush=True)',
     ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // It exits as soon as the datagram arrives, possibly before the client below is done.
+    const receiverExited = new Promise((resolve) => receiver.on('exit', resolve));
     let received = '';
     await new Promise<void>((resolve) => receiver.stdout!.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('bound')) resolve(); }));
     const daemon = await startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, '-E', `NOTIFY_SOCKET=${notify}`, process.execPath, DAEMON_ENTRY, '--simulate'], socket);
     const client = await HelperClient.connect(socket);
     client.close();
-    await new Promise((resolve) => receiver.on('exit', resolve));
+    await receiverExited;
     expect(received).toMatch(/READY=1\|STATUS=serving fd 3 \(socket activation\) \(simulated\)\|MAINPID=\d+/);
     expect(await daemon.stop()).toBe(0);
     expect(existsSync(socket)).toBe(true);

@@ -89,7 +89,7 @@ export async function startProcess(command: string, args: string[], socket: stri
     await exited;
     return daemon;
   }
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   while (!(await answersHandshake(socket))) {
     if (done) throw new Error(`${command} exited before listening: ${err}`);
     if (Date.now() > deadline) {
