@@ -51,6 +51,16 @@ export class FdStream {
     }
   }
 
+  /**
+   * Resolves once the descriptor is readable (or failed, or the stream was
+   * closed), without reading. For a peer that is known to be quiet, e.g. a
+   * client that only sends after reading our reply: the read that follows
+   * then finds data instead of costing a failed recvmsg.
+   */
+  waitReadable(): Promise<void> {
+    return this.closed ? Promise.resolve() : this.wait(native.PollEvent.READABLE);
+  }
+
   /** Writes everything; `fds` ride on the first byte. Rejects with the system error. */
   async write(data: Buffer, fds: readonly number[] = []): Promise<void> {
     let offset = 0;
@@ -102,7 +112,11 @@ export class FdStream {
     const write = all || (ready & native.PollEvent.WRITABLE) !== 0 ? this.onWritable : null;
     if (read) this.onReadable = null;
     if (write) this.onWritable = null;
-    if (!this.closed) this.updateWatch();
+    // The watch stays armed for the events just delivered: a server reads the
+    // next request right after each reply, and re-arming per request cost a
+    // libuv update each time. An event that fires with nobody waiting for it
+    // (level-triggered, so it would fire again) switches it off here.
+    if (!read && !write && !this.closed) this.updateWatch();
     read?.();
     write?.();
   }

@@ -85,18 +85,21 @@ interface NativeAddon {
   connectUnix(path: string): number;
   socketPair(): [number, number];
   accept(fd: number): AcceptedConnection | null;
-  recvmsg(fd: number, buffer: Buffer, offset: number, length: number): ReceivedMessage | null;
+  /** Bytes received (null on EAGAIN); descriptor count, truncation flag and descriptors go to `meta`. */
+  recvmsg(fd: number, buffer: Buffer, offset: number, length: number, meta: Int32Array): number | null;
   sendmsg(fd: number, buffer: Buffer, offset: number, length: number, fds?: readonly number[]): number | null;
   close(fd: number): void;
   shutdown(fd: number, how: number): void;
-  fstat(fd: number): FileStatus;
+  /** Fills `out` with mode, dev, ino, rdev, uid, gid. */
+  fstat(fd: number, out: Float64Array): void;
   fcntl(fd: number, cmd: number, arg?: number): number;
   isListeningSocket(fd: number): boolean;
   lockFile(fd: number): void;
   poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollClose(handle: PollHandle): void;
-  sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<SgioResult>;
+  /** Resolves with one block: 8 doubles (see toSgioResult), 96 sense bytes, then data-in for FROM_DEV. */
+  sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<Buffer>;
   sdNotify(socketPath: string, message: string): void;
   prctl(option: number, arg2?: number, arg3?: number): number;
   capGet(): Capabilities;
@@ -125,18 +128,65 @@ export const listenUnix = addon.listenUnix;
 export const connectUnix = addon.connectUnix;
 export const socketPair = addon.socketPair;
 export const accept = addon.accept;
-export const recvmsg = addon.recvmsg;
+
+// The addon writes small results into these arrays instead of building
+// objects from C, which costs more than the system calls themselves; the
+// objects are built here, in JavaScript. Calls are synchronous, so one
+// array each is enough.
+const recvMeta = new Int32Array(2 + 253);
+const statOut = new Float64Array(6);
+
+/** Non-blocking recvmsg: null on EAGAIN, bytes 0 at end of stream. */
+export function recvmsg(fd: number, buffer: Buffer, offset: number, length: number): ReceivedMessage | null {
+  const bytes = addon.recvmsg(fd, buffer, offset, length, recvMeta);
+  if (bytes === null) return null;
+  const count = recvMeta[0]!;
+  const fds: number[] = [];
+  for (let i = 0; i < count; i++) fds.push(recvMeta[2 + i]!);
+  return { bytes, fds, truncated: recvMeta[1] !== 0 };
+}
+
+export function fstat(fd: number): FileStatus {
+  addon.fstat(fd, statOut);
+  return { mode: statOut[0]!, dev: statOut[1]!, ino: statOut[2]!, rdev: statOut[3]!, uid: statOut[4]!, gid: statOut[5]! };
+}
 export const sendmsg = addon.sendmsg;
 export const close = addon.close;
 export const SHUT_WR = 1;
 export const shutdown = addon.shutdown;
-export const fstat = addon.fstat;
 export const isListeningSocket = addon.isListeningSocket;
 export const lockFile = addon.lockFile;
 export const poll = addon.poll;
 export const pollUpdate = addon.pollUpdate;
 export const pollClose = addon.pollClose;
-export const sgio = addon.sgio;
+
+const SGIO_SENSE_OFFSET = 8 * 8;
+const SGIO_DATA_OFFSET = SGIO_SENSE_OFFSET + 96;
+
+/** The addon's result block as an SgioResult; sense and data are views of the block. */
+function toSgioResult(block: Buffer, direction: number): SgioResult {
+  const errno = block.readDoubleLE(0);
+  const status = block.readDoubleLE(8);
+  const maskedStatus = block.readDoubleLE(16);
+  const hostStatus = block.readDoubleLE(24);
+  const driverStatus = block.readDoubleLE(32);
+  const resid = block.readDoubleLE(40);
+  const senseLength = block.readDoubleLE(48);
+  const durationNs = block.readDoubleLE(56);
+  const sense = block.subarray(SGIO_SENSE_OFFSET, SGIO_DATA_OFFSET);
+  // `data` stays absent (not undefined) for directions without a data-in buffer.
+  return direction === SgDirection.FROM_DEV
+    ? { errno, status, maskedStatus, hostStatus, driverStatus, resid, senseLength, durationNs, sense, data: block.subarray(SGIO_DATA_OFFSET) }
+    : { errno, status, maskedStatus, hostStatus, driverStatus, resid, senseLength, durationNs, sense };
+}
+
+/**
+ * ioctl(SG_IO) on a thread of its own (never queued behind another command),
+ * resolving when the device answered. Throws TypeError for bad arguments.
+ */
+export function sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<SgioResult> {
+  return addon.sgio(fd, cdb, direction, data, timeoutMs).then((block) => toSgioResult(block, direction));
+}
 export const sdNotify = addon.sdNotify;
 export const capGet = addon.capGet;
 export const capSet = addon.capSet;

@@ -32,6 +32,9 @@ export interface ParseResult {
 
 type Stage = 'handshake' | 'cdb' | 'params';
 
+/** PR IN carries no parameters; zero bytes cannot be written to, so one instance serves every request. */
+const NO_PARAMS = Buffer.alloc(0);
+
 /**
  * Pure request framing. The caller reads exactly `wanted()` bytes at a time:
  * SCM_RIGHTS descriptors stick to the bytes they were sent with, and a larger
@@ -122,7 +125,7 @@ export class RequestParser {
       return { step: { kind: 'close', reason: CloseReason.TRANSFER_TOO_LONG, detail: { length } }, discard: [fd] };
     }
     if (direction === 'in' || length === 0) {
-      return { step: { kind: 'request', request: { cdb, direction, transferLength: length, params: Buffer.alloc(0), fd } }, discard: [] };
+      return { step: { kind: 'request', request: { cdb, direction, transferLength: length, params: NO_PARAMS, fd } }, discard: [] };
     }
     this.cdb = cdb;
     this.fd = fd;

@@ -29,11 +29,15 @@ export function encodeResponse(request: Pick<PrRequest, 'direction' | 'transferL
     request.direction === 'in' && result.status === ScsiStatus.GOOD && data
       ? Math.min(data.length, request.transferLength, MAX_TRANSFER)
       : 0;
-  const out = Buffer.alloc(RESPONSE_HEADER_SIZE + size);
+  // allocUnsafe takes a slice of Node's shared pool instead of a fresh
+  // zero-filled ArrayBuffer per reply; every byte is written below.
+  const out = Buffer.allocUnsafe(RESPONSE_HEADER_SIZE + size);
   out.writeInt32BE(result.status | 0, 0);
   out.writeInt32BE(size, 4);
-  if (result.sense) out.set(result.sense.subarray(0, SENSE_SIZE), 8);
-  if (size > 0) out.set(data!.subarray(0, size), RESPONSE_HEADER_SIZE);
+  const sense = result.sense ? Math.min(result.sense.length, SENSE_SIZE) : 0;
+  if (sense > 0) out.set(sense === result.sense!.length ? result.sense! : result.sense!.subarray(0, SENSE_SIZE), 8);
+  out.fill(0, 8 + sense, RESPONSE_HEADER_SIZE);
+  if (size > 0) out.set(size === data!.length ? data! : data!.subarray(0, size), RESPONSE_HEADER_SIZE);
   return out;
 }
 

@@ -103,7 +103,7 @@ export class HelperServer {
       return;
     }
     log.info({ peer }, 'connection opened');
-    const conn = new Connection(new FdStream(fd), peer, { backend: this.options.backend, log, accepting: () => this.accepting }, log);
+    const conn = new Connection(new FdStream(fd), peer, { backend: this.options.backend, accepting: () => this.accepting }, log);
     this.connections.add(conn);
     const done: Promise<void> = conn.run().finally(() => {
       this.connections.delete(conn);
