@@ -24,20 +24,9 @@ import type { CommandResult } from '../protocol/response.js';
 import { decodeSense, fixedSense, Sense, type SenseCode } from '../scsi/sense.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
 import { DRIVER_STATUS_BUSY_MASK, HostStatus, mapSgioOutcome, SGIO_SENSE_LENGTH, type SgioOutcome } from './sgio-result.js';
+import { PrOutAction } from '../scsi/pr-codes.js';
 
-/** PERSISTENT RESERVE OUT service actions (spc4-pr-semantics.md 2.1). */
-export const PrOutAction = {
-  REGISTER: 0x00,
-  RESERVE: 0x01,
-  RELEASE: 0x02,
-  CLEAR: 0x03,
-  PREEMPT: 0x04,
-  PREEMPT_AND_ABORT: 0x05,
-  REGISTER_AND_IGNORE_EXISTING_KEY: 0x06,
-  REGISTER_AND_MOVE: 0x07,
-} as const;
-
-export const PrInAction = { READ_KEYS: 0x00, READ_RESERVATION: 0x01, REPORT_CAPABILITIES: 0x02, READ_FULL_STATUS: 0x03 } as const;
+export { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
 
 /** The fixed part of every PR OUT parameter list (and the original's minimum on maps, E9). */
 export const BASIC_PARAMETER_LIST_LENGTH = 24;

@@ -4,17 +4,7 @@
  */
 import { Opcode } from '../scsi/status.js';
 
-export const PrInAction = { READ_KEYS: 0, READ_RESERVATION: 1, REPORT_CAPABILITIES: 2, READ_FULL_STATUS: 3 } as const;
-export const PrOutAction = {
-  REGISTER: 0,
-  RESERVE: 1,
-  RELEASE: 2,
-  CLEAR: 3,
-  PREEMPT: 4,
-  PREEMPT_AND_ABORT: 5,
-  REGISTER_AND_IGNORE_EXISTING_KEY: 6,
-  REGISTER_AND_MOVE: 7,
-} as const;
+export { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
 export const PrType = { WE: 1, EA: 3, WE_RO: 5, EA_RO: 6, WE_AR: 7, EA_AR: 8 } as const;
 
 export function prInCdb(action: number, allocationLength: number): Buffer {

@@ -17,6 +17,7 @@ import {
   transportIdIdentity,
   type TransportId,
 } from './transport-id.js';
+import { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
 
 /** An I_T nexus: initiator port × relative target port identifier (§0). */
 export interface Nexus {
@@ -52,25 +53,7 @@ export const PrType = {
 } as const;
 export type PrTypeCode = (typeof PrType)[keyof typeof PrType];
 
-/** PERSISTENT RESERVE OUT service actions (§2.1). */
-export const PrOutAction = {
-  REGISTER: 0x00,
-  RESERVE: 0x01,
-  RELEASE: 0x02,
-  CLEAR: 0x03,
-  PREEMPT: 0x04,
-  PREEMPT_AND_ABORT: 0x05,
-  REGISTER_AND_IGNORE_EXISTING_KEY: 0x06,
-  REGISTER_AND_MOVE: 0x07,
-} as const;
-
-/** PERSISTENT RESERVE IN service actions (§5.1). */
-export const PrInAction = {
-  READ_KEYS: 0x00,
-  READ_RESERVATION: 0x01,
-  REPORT_CAPABILITIES: 0x02,
-  READ_FULL_STATUS: 0x03,
-} as const;
+export { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
 
 /** APTPL state file contents (§7.2). Keys are 16 lowercase hex digits. */
 export interface PersistedLunState {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, QEMU_PR_HELPER, REPO_ROOT, requireTool } from '../helpers/daemon.js';
+import { kernelImage, requireRoot } from '../helpers/rig.js';
 
 /*
  * The end-to-end tiers 1, 1b and 2 (test/e2e/run-all.sh) with our daemon as the helper:
@@ -13,21 +13,8 @@ import { DAEMON_ENTRY, QEMU_PR_HELPER, REPO_ROOT, requireTool } from '../helpers
 const RUN_ALL = join(REPO_ROOT, 'test/e2e/run-all.sh');
 const TIMEOUT_MS = 6 * 60_000;
 
-function requireRoot(): boolean {
-  if (process.getuid?.() === 0) return true;
-  const message = 'the e2e tiers need root (the rig VM mounts / with 9p security_model=passthrough)';
-  if (process.env.CI) throw new Error(message);
-  console.warn(`SKIPPING: ${message}`);
-  return false;
-}
-
-function kernelImage(): string {
-  const image = existsSync('/boot') ? readdirSync('/boot').find((f) => f.startsWith('vmlinuz-')) : undefined;
-  return image ? join('/boot', image) : '/boot/vmlinuz-<version>';
-}
-
 const ready =
-  requireRoot() &&
+  requireRoot('the e2e tiers') &&
   requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
   requireTool(QEMU_PR_HELPER, 'qemu-system-common') &&
   requireTool(kernelImage(), 'linux-image-amd64') &&

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, REPO_ROOT, requireTool } from '../helpers/daemon.js';
+import { kernelImage, requireRoot } from '../helpers/rig.js';
 
 /*
  * The dm-multipath tier (test/e2e/run-multipath.sh) with our daemon: in the rig VM, one
@@ -16,21 +16,8 @@ import { DAEMON_ENTRY, REPO_ROOT, requireTool } from '../helpers/daemon.js';
 const RUN = join(REPO_ROOT, 'test/e2e/run-multipath.sh');
 const TIMEOUT_MS = 5 * 60_000;
 
-function requireRoot(): boolean {
-  if (process.getuid?.() === 0) return true;
-  const message = 'the multipath tier needs root (the rig VM mounts / with 9p security_model=passthrough)';
-  if (process.env.CI) throw new Error(message);
-  console.warn(`SKIPPING: ${message}`);
-  return false;
-}
-
-function kernelImage(): string {
-  const image = existsSync('/boot') ? readdirSync('/boot').find((f) => f.startsWith('vmlinuz-')) : undefined;
-  return image ? join('/boot', image) : '/boot/vmlinuz-<version>';
-}
-
 const ready =
-  requireRoot() &&
+  requireRoot('the multipath tier') &&
   requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
   requireTool(kernelImage(), 'linux-image-amd64') &&
   requireTool('/bin/busybox', 'busybox-static') &&
