@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, QEMU_PR_HELPER, REPO_ROOT, requireTool } from '../helpers/daemon.js';
-import { kernelImage, requireRoot } from '../helpers/rig.js';
+import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The end-to-end tiers 1, 1b and 2 (test/e2e/run-all.sh) with our daemon as the helper:
@@ -21,33 +20,17 @@ const ready =
   requireTool('/bin/busybox', 'busybox-static') &&
   requireTool('/usr/bin/sg_persist', 'sg3-utils');
 
-interface RunAll {
-  code: number | null;
-  output: string;
+interface RunAll extends RigRun {
   /** Tier name -> PASS/FAIL, from run-all.sh's summary lines. */
   tiers: Map<string, string>;
 }
 
-function runAll(): Promise<RunAll> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [RUN_ALL], {
-      cwd: REPO_ROOT,
-      // Our daemon, whatever the caller's environment says.
-      env: { ...process.env, HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS - 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const tiers = new Map<string, string>();
-      for (const m of output.matchAll(/^TIER (\S+)\s+(PASS|FAIL)\b/gm)) tiers.set(m[1]!, m[2]!);
-      resolve({ code, output, tiers });
-    });
-  });
+async function runAll(): Promise<RunAll> {
+  // Our daemon, whatever the caller's environment says.
+  const { code, output } = await runRigScript(RUN_ALL, { HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}` }, TIMEOUT_MS, REPO_ROOT);
+  const tiers = new Map<string, string>();
+  for (const m of output.matchAll(/^TIER (\S+)\s+(PASS|FAIL)\b/gm)) tiers.set(m[1]!, m[2]!);
+  return { code, output, tiers };
 }
 
 describe.skipIf(!ready)('end to end: LIO in a VM, our daemon, real QEMU (run-all.sh)', () => {

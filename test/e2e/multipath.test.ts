@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, REPO_ROOT, requireTool } from '../helpers/daemon.js';
-import { kernelImage, requireRoot } from '../helpers/rig.js';
+import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The dm-multipath tier (test/e2e/run-multipath.sh) with our daemon: in the rig VM, one
@@ -24,34 +23,14 @@ const ready =
   requireTool('/usr/bin/sg_turs', 'sg3-utils') &&
   requireTool('/usr/sbin/dmsetup', 'dmsetup');
 
-interface Run {
-  code: number | null;
-  output: string;
-}
-
-function runTier(): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', [RUN], {
-      cwd: REPO_ROOT,
-      // Our daemon; npm test has compiled everything, and another e2e file may be
-      // compiling at the same time, so the tier does not run tsc itself.
-      env: { ...process.env, HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}`, RIG_SKIP_TSC: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS - 15_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
+function runTier(): Promise<RigRun> {
+  // Our daemon; npm test has compiled everything, and another e2e file may be
+  // compiling at the same time, so the tier does not run tsc itself.
+  return runRigScript(RUN, { HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}`, RIG_SKIP_TSC: '1' }, TIMEOUT_MS, REPO_ROOT);
 }
 
 describe.skipIf(!ready)('end to end: dm-multipath map over two LIO paths, a second node, our daemon (run-multipath.sh)', () => {
-  let result: Run;
+  let result: RigRun;
 
   beforeAll(async () => {
     result = await runTier();

@@ -11,7 +11,7 @@ import { HelperClient, ProtocolError } from '../../src/client/client.js';
 import { prInCdb, PrInAction } from '../../src/client/pr-commands.js';
 import * as native from '../../src/native/binding.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
-import { countOpenFds } from '../helpers/fds.js';
+import { settledFdCount } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 import { sleep, startOurs, waitFor } from './daemons.js';
 import { fdCountBackTo } from './fuzz-harness.js';
@@ -50,17 +50,6 @@ async function expectServed(socket: string): Promise<void> {
   }
 }
 
-async function settled(pid: number): Promise<number> {
-  let last = countOpenFds(pid);
-  for (let stable = 0; stable < 5; ) {
-    await sleep(30);
-    const now = countOpenFds(pid);
-    stable = now === last ? stable + 1 : 0;
-    last = now;
-  }
-  return last;
-}
-
 describe('connection churn', () => {
   let daemon: RunningDaemon;
   let baseline = 0;
@@ -69,7 +58,7 @@ describe('connection churn', () => {
     ensureFileLimit(4096);
     daemon = await startOurs(join(dir, 'churn.sock'), ['-q']);
     await expectServed(daemon.socket);
-    baseline = await settled(daemon.proc.pid!);
+    baseline = await settledFdCount(daemon.proc.pid!);
   });
 
   afterAll(async () => {
@@ -138,7 +127,7 @@ describe('descriptor exhaustion', () => {
     const peers: RawPeer[] = [];
     try {
       await sleep(100);
-      const baseline = await settled(pid);
+      const baseline = await settledFdCount(pid);
       // Room for exactly three more descriptors.
       execFileSync('prlimit', ['--pid', String(pid), `--nofile=${baseline + 3}:${baseline + 3}`]);
       for (let i = 0; i < 8; i++) peers.push(new RawPeer(daemon.socket));
@@ -180,7 +169,7 @@ describe('--max-connections', () => {
     try {
       // startOurs' readiness probe used one connection; wait until it is gone.
       await sleep(100);
-      const baseline = await settled(daemon.proc.pid!);
+      const baseline = await settledFdCount(daemon.proc.pid!);
       const clients = await Promise.all(Array.from({ length: 4 }, () => HelperClient.connect(daemon.socket)));
 
       const logLines = (): string[] => daemon.stderr().split('\n').filter((l) => l.includes('connection limit reached'));

@@ -14,7 +14,7 @@ import { createListenSocket } from '../../src/server/listen-socket.js';
 import { HelperServer } from '../../src/server/server.js';
 import type { RunningDaemon } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
-import { countOpenFds } from '../helpers/fds.js';
+import { countOpenFds, settledFdCount } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 import { sleep, startOurs, waitFor } from './daemons.js';
 import { errorLines, fdCountBackTo } from './fuzz-harness.js';
@@ -26,17 +26,6 @@ const registerParams = basicParams({ saKey: 0x1122n });
 const KEYS = hex('00000001 00000008 0000000000001122');
 /** ABORTED COMMAND / I/O PROCESS TERMINATED, fixed format (spec 2.4c). */
 const IO_PROCESS_TERMINATED = hex('70 00 0b 00 00 00 00 0a 00 00 00 00 00 06 00 00 00 00');
-
-async function settled(pid: number): Promise<number> {
-  let last = countOpenFds(pid);
-  for (let stable = 0; stable < 5; ) {
-    await sleep(30);
-    const now = countOpenFds(pid);
-    stable = now === last ? stable + 1 : 0;
-    last = now;
-  }
-  return last;
-}
 
 describe('a client that disconnects at every stage', () => {
   let fakeDir: string;
@@ -59,7 +48,7 @@ describe('a client that disconnects at every stage', () => {
     slowFd = openSync(slow.path, constants.O_RDWR);
     daemon = await startOurs(join(sockDir, 'h.sock'), [], { env: fakeTargetEnv(fakeDir) });
     await served();
-    baseline = await settled(daemon.proc.pid!);
+    baseline = await settledFdCount(daemon.proc.pid!);
   });
 
   afterAll(async () => {
