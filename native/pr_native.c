@@ -26,6 +26,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "thread-credentials.h"
+
 #define SENSE_LEN 96
 #define MAX_FDS 253 /* SCM_MAX_FD: the kernel never delivers more per message */
 
@@ -906,6 +908,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollUpdate", poll_update}, {"pollClose", poll_close},     {"sgio", sgio},
       {"sdNotify", sd_notify},     {"prctl", prctl_call},         {"capGet", cap_get},
       {"capSet", cap_set},         {"execve", exec_ve},
+      {"applyToAllThreads", apply_to_all_threads},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

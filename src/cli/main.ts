@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './ignore-debug-signal.js';
 import { readFileSync } from 'node:fs';
 import { runDaemon } from '../daemon/run.js';
 import { parseArguments } from './options.js';

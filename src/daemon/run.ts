@@ -6,12 +6,11 @@ import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
 import { resolveGroup, resolveUser } from './accounts.js';
-import { daemonize, reportToParent } from './daemonize.js';
-import { takeHandover, type Handover } from './handover.js';
+import { daemonize, reportToParent, takeReadyFd } from './daemonize.js';
 import { createLogger, levelFor } from './logger.js';
-import { notifySystemd } from './notify.js';
+import { systemdNotifier } from './notify.js';
 import { createPidfile, removePidfile, type Pidfile } from './pidfile.js';
-import { CAP_SYS_RAWIO, dropPrivilegesAndReexec, verifyDroppedPrivileges } from './privileges.js';
+import { CAP_SYS_RAWIO, dropPrivileges, type PrivilegeTarget } from './privileges.js';
 import { checkSocketActivation } from './socket-activation.js';
 
 /** A start-up failure: printed as one line, exit status 1. */
@@ -24,11 +23,11 @@ const LISTEN_BACKLOG = 64;
 
 export type BackendFactory = (options: DaemonOptions, log: Logger) => Promise<Backend>;
 
+/** The simulator's modules, imported before the privilege drop. */
+const loadSimulator = () => import('../sim/simulated-backend.js');
+
 async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Backend> {
-  if (options.simulate !== null) {
-    const { createSimulatedBackend } = await import('../sim/simulated-backend.js');
-    return createSimulatedBackend(options.simulate, log);
-  }
+  if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log);
   return new SgioBackend({ timeoutMs: options.sgioTimeoutMs, log });
 }
 
@@ -60,11 +59,12 @@ function openListener(options: DaemonOptions): Listener {
 }
 
 /**
- * What the running daemon must end up with: as root always a drop (the
- * original keeps only CAP_SYS_RAWIO even without -u), elsewhere only when -u/-g
- * ask for another identity. null: run as started.
+ * What the serving daemon must run as. As root always a drop: the original
+ * keeps only CAP_SYS_RAWIO even without -u, and simulated mode needs no
+ * capability at all. Elsewhere -u/-g may only name the identity we already
+ * have, and extra capabilities a supervisor granted are dropped too.
  */
-function privilegePlan(options: DaemonOptions): { uid: number; gid: number; keep: bigint } | null {
+function privilegeTarget(options: DaemonOptions): PrivilegeTarget {
   let uid: number;
   let gid: number;
   try {
@@ -73,9 +73,9 @@ function privilegePlan(options: DaemonOptions): { uid: number; gid: number; keep
   } catch (err) {
     throw new StartupError((err as Error).message);
   }
-  const asRoot = process.geteuid!() === 0;
-  if (!asRoot && uid === process.getuid!() && gid === process.getgid!()) return null;
-  if (!asRoot) throw new StartupError('Failed to drop privileges: Operation not permitted');
+  if (process.geteuid!() !== 0 && (uid !== process.getuid!() || gid !== process.getgid!())) {
+    throw new StartupError('Failed to drop privileges: Operation not permitted');
+  }
   return { uid, gid, keep: options.simulate === null ? RAWIO_MASK : 0n };
 }
 
@@ -102,41 +102,30 @@ function stopSignals(log: Logger): Promise<NodeJS.Signals> {
 interface Started {
   listener: Listener;
   pidfile: Pidfile | null;
-  readyFd: number | null;
+  threads: number;
 }
 
 /**
- * Start-up in the original's order (pr-helper-protocol.md 4.3): socket,
- * pidfile, privilege drop. A process that already did the first steps and
- * re-executed itself picks them up from the handover.
+ * Start-up in the original's order (scsi/qemu-pr-helper.c main()): socket,
+ * pidfile, privilege drop. The drop happens in this process, so descriptors
+ * the starter left open stay open; what the daemon runs later must already be
+ * loaded, since a dropped user may not be able to read the installation.
  */
-function startUp(options: DaemonOptions, handover: Handover | null): Started {
-  if (handover?.dropped) {
-    verifyDroppedPrivileges(handover.dropped);
-    return {
-      listener: { fd: handover.listenFd!, ownPath: handover.ownPath },
-      pidfile: handover.pidfile,
-      readyFd: handover.readyFd,
-    };
-  }
-  // SG_IO with PR opcodes needs CAP_SYS_RAWIO (pr-helper-protocol.md 4.3);
-  // without it every command would fail with EPERM, and the privilege drop
-  // could not keep it: fail before anything else.
+async function startUp(options: DaemonOptions): Promise<Started> {
+  // SG_IO with PR opcodes needs CAP_SYS_RAWIO (the kernel's SCSI command
+  // filter, blk_verify_command/scsi_cmd_allowed); without it every command
+  // would fail with EPERM, and the drop could not keep it: fail first.
   if (options.simulate === null && (native.capGet().effective & RAWIO_MASK) === 0n) {
     throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
-  const plan = privilegePlan(options);
+  const target = privilegeTarget(options);
   const listener = openListener(options);
   let pidfile: Pidfile | null = null;
   try {
     if (options.pidfile !== null) pidfile = createPidfile(options.pidfile);
-    const readyFd = handover?.readyFd ?? null;
-    if (plan) {
-      const dropped = { uid: plan.uid, gid: plan.gid, capabilities: `0x${plan.keep.toString(16)}` };
-      const carried = [listener.fd, ...(pidfile ? [pidfile.fd] : []), ...(readyFd !== null ? [readyFd] : [])];
-      dropPrivilegesAndReexec(plan, { listenFd: listener.fd, ownPath: listener.ownPath, pidfile, readyFd, dropped }, carried);
-    }
-    return { listener, pidfile, readyFd };
+    if (options.simulate !== null) await loadSimulator();
+    const { threads } = dropPrivileges(target);
+    return { listener, pidfile, threads };
   } catch (err) {
     if (listener.ownPath) unlinkQuietly(listener.ownPath);
     if (pidfile) removePidfile(pidfile);
@@ -149,8 +138,10 @@ function startUp(options: DaemonOptions, handover: Handover | null): Started {
  * until a stop signal, drain, clean up. Returns the exit status.
  */
 export async function runDaemon(options: DaemonOptions, createBackend: BackendFactory = defaultBackend): Promise<number> {
-  const handover = takeHandover();
-  if (options.daemon && handover === null) return daemonize();
+  const notify = systemdNotifier();
+  const ready = takeReadyFd();
+  if (options.daemon && !ready.detached) return daemonize();
+  const readyFd = ready.fd;
   const tracesRequests = options.trace.some((spec) => traceSelects(spec, 'pr_helper_request'));
   const log = createLogger({ level: levelFor(tracesRequests ? Math.max(options.verbose, 1) : options.verbose, options.quiet), format: options.logFormat });
   const stopped = stopSignals(log);
@@ -158,20 +149,20 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   let started: Started | null = null;
   let backend: Backend;
   try {
-    started = startUp(options, handover);
+    started = await startUp(options);
     backend = await createBackend(options, log);
   } catch (err) {
     const message = (err as Error).message;
     if (started?.listener.ownPath) unlinkQuietly(started.listener.ownPath);
     if (started?.pidfile) removePidfile(started.pidfile);
-    reportToParent(started?.readyFd ?? handover?.readyFd ?? null, { ok: false, message });
-    if (err instanceof StartupError || (err as Error).name === 'ConfigError' || handover?.dropped) {
+    reportToParent(readyFd, { ok: false, message });
+    if (err instanceof StartupError || (err as Error).name === 'ConfigError' || started !== null) {
       process.stderr.write(`pr-helper: ${message}\n`);
       return 1;
     }
     throw err;
   }
-  const { listener, pidfile, readyFd } = started;
+  const { listener, pidfile, threads } = started;
 
   const server = new HelperServer({
     listenFd: listener.fd,
@@ -182,13 +173,13 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
-  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), pidfile: pidfile?.path }, 'accepting connections');
-  notifySystemd(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, pidfile: pidfile?.path }, 'accepting connections');
+  notify(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
 
   const signal = await stopped;
   log.info({ signal, connections: server.connectionCount }, 'stopping');
-  notifySystemd('STOPPING=1');
+  notify('STOPPING=1');
   await server.stop();
   if (listener.ownPath) {
     const failure = unlinkQuietly(listener.ownPath);

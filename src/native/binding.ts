@@ -105,6 +105,18 @@ interface NativeAddon {
   capGet(): Capabilities;
   capSet(effective: bigint, permitted: bigint, inheritable: bigint): void;
   execve(path: string, argv: readonly string[], env: readonly string[]): never;
+  applyToAllThreads(plan: ThreadCredentialPlan): number;
+}
+
+/** One credential change made by every thread (native/thread-credentials.c). */
+export interface ThreadCredentialPlan {
+  readonly changeIds: boolean;
+  readonly uid: number;
+  readonly gid: number;
+  /** Permitted and effective set of the calling thread; every other thread ends with none. */
+  readonly keep: bigint;
+  readonly dropBounding: bigint;
+  readonly noNewPrivs: boolean;
 }
 
 function findAddon(): string {
@@ -191,6 +203,8 @@ export const sdNotify = addon.sdNotify;
 export const capGet = addon.capGet;
 export const capSet = addon.capSet;
 export const execve = addon.execve;
+/** Returns how many threads were changed, the calling one included. */
+export const applyToAllThreads = addon.applyToAllThreads;
 
 const F_GETFD = 1;
 const F_SETFD = 2;

@@ -1,10 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { DAEMON_ENTRY, requireTool, startDaemon, startProcess } from '../helpers/daemon.js';
+
+/** PERSISTENT RESERVE IN, READ KEYS, allocation length 8. */
+const READ_KEYS_CDB = Uint8Array.from([0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-life-'));
 chmodSync(dir, 0o777);
@@ -21,34 +24,52 @@ function runCli(args: string[], env: Record<string, string> = {}): { status: num
   }
 }
 
-/** Capability and uid lines of every thread of `pid`. */
-function threadCredentials(pid: number): Array<{ capEff: string; capPrm: string; capBnd: string; uid: string; groups: string }> {
-  const tasks = execFileSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' }).trim().split('\n');
+/** Capability and uid lines of every thread of `pid`, the main thread (tid = pid) first. */
+function threadCredentials(pid: number): Array<{ tid: number; capEff: string; capPrm: string; capBnd: string; capAmb: string; uid: string; groups: string; nnp: string }> {
+  const tasks = execFileSync('ls', [`/proc/${pid}/task`], { encoding: 'utf8' }).trim().split('\n').map(Number).sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
   return tasks.map((tid) => {
     const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
     const field = (name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)![1]!.trim();
-    return { capEff: field('CapEff'), capPrm: field('CapPrm'), capBnd: field('CapBnd'), uid: field('Uid'), groups: field('Groups') };
+    return { tid, capEff: field('CapEff'), capPrm: field('CapPrm'), capBnd: field('CapBnd'), capAmb: field('CapAmb'), uid: field('Uid'), groups: field('Groups'), nnp: field('NoNewPrivs') };
   });
 }
 
+const RAWIO = '0000000000020000';
+const NONE = '0000000000000000';
+
+/** The main thread keeps CAP_SYS_RAWIO (it starts the SG_IO workers); every other thread holds nothing. */
+function expectRawioOnMainOnly(pid: number, uid: string): void {
+  const threads = threadCredentials(pid);
+  expect(threads.length).toBeGreaterThan(4);
+  for (const t of threads) {
+    const held = t.tid === pid ? RAWIO : NONE;
+    expect(t).toMatchObject({ capEff: held, capPrm: held, capBnd: RAWIO, capAmb: NONE, uid, groups: '', nnp: '1' });
+  }
+}
+
 describe('start-up, privileges and shutdown', () => {
-  it.skipIf(!asRoot)('as root keeps uid 0 with only CAP_SYS_RAWIO in every thread, and unlinks its socket on SIGTERM', async () => {
+  it.skipIf(!asRoot)('as root keeps uid 0 with nothing beyond CAP_SYS_RAWIO in any thread, and unlinks its socket on SIGTERM', async () => {
     const socket = join(dir, 'root.sock');
     const daemon = await startDaemon(socket);
-    const threads = threadCredentials(daemon.proc.pid!);
-    expect(threads.length).toBeGreaterThan(4);
-    for (const t of threads) expect(t).toEqual({ capEff: '0000000000020000', capPrm: '0000000000020000', capBnd: '0000000000020000', uid: '0\t0\t0\t0', groups: '' });
+    expectRawioOnMainOnly(daemon.proc.pid!, '0\t0\t0\t0');
     expect(await daemon.stop()).toBe(0);
     expect(existsSync(socket)).toBe(false);
   });
 
-  it.skipIf(!asRoot)('-u/-g drops to that user, every thread keeping CAP_SYS_RAWIO, same pid', async () => {
+  it.skipIf(!asRoot)('-u/-g drops to that user in place; the SG_IO threads hold CAP_SYS_RAWIO, nothing else does', async () => {
     const socket = join(dir, 'nobody.sock');
     const daemon = await startDaemon(socket, ['-u', 'nobody', '-g', '65534']);
-    for (const t of threadCredentials(daemon.proc.pid!)) {
-      expect(t).toMatchObject({ capEff: '0000000000020000', capPrm: '0000000000020000', uid: '65534\t65534\t65534\t65534', groups: '' });
-    }
+    const pid = daemon.proc.pid!;
+    const before = new Set(threadCredentials(pid).map((t) => t.tid));
+    expectRawioOnMainOnly(pid, '65534\t65534\t65534\t65534');
+    // A command on /dev/null reaches SG_IO (ENOTTY) on a worker started after the drop.
     const client = await HelperClient.connect(socket);
+    const devNull = openSync('/dev/null', 'r+');
+    await client.execute(READ_KEYS_CDB, devNull, undefined, 8);
+    closeSync(devNull);
+    const workers = threadCredentials(pid).filter((t) => !before.has(t.tid));
+    expect(workers.length).toBeGreaterThan(0);
+    for (const w of workers) expect(w).toMatchObject({ capEff: RAWIO, capPrm: RAWIO, uid: '65534\t65534\t65534\t65534', nnp: '1' });
     client.close();
     expect(await daemon.stop()).toBe(0);
   });
@@ -56,7 +77,7 @@ describe('start-up, privileges and shutdown', () => {
   it.skipIf(!asRoot)('in simulated mode as root drops every capability', async () => {
     const socket = join(dir, 'sim-root.sock');
     const daemon = await startDaemon(socket, ['--simulate', '-u', 'nobody']);
-    for (const t of threadCredentials(daemon.proc.pid!)) expect(t).toMatchObject({ capEff: '0000000000000000', capBnd: '0000000000000000' });
+    for (const t of threadCredentials(daemon.proc.pid!)) expect(t).toMatchObject({ capEff: NONE, capPrm: NONE, capBnd: NONE, capAmb: NONE });
     await daemon.stop();
   });
 
