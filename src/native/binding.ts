@@ -1,5 +1,5 @@
 /**
- * The only importer of the native addon (native/pr_native.c). Everything else
+ * The only importer of the native addon (native/, one addon). Everything else
  * uses these typed wrappers. Native failures are `SystemError`s carrying the
  * errno name in `code` and the syscall in `syscall`.
  */
