@@ -1,3 +1,4 @@
+/* The module entry point: each file of native/ adds its own exports. */
 #include "addon.h"
 
 static napi_value init(napi_env env, napi_value exports) {

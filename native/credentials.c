@@ -1,3 +1,4 @@
+/* Capabilities, prctl and execve for the privilege drop (policy: src/daemon/privileges.ts). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
@@ -8,13 +9,9 @@
 
 #include "addon.h"
 
-/* ---- privileges ---------------------------------------------------------- */
-
 static napi_value prctl_call(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  GET_ARGS(3);
   int32_t option, a2 = 0, a3 = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !arg_int(env, argv[0], &option) || (argc > 1 && !arg_int(env, argv[1], &a2)) ||
       (argc > 2 && !arg_int(env, argv[2], &a3)))
     return throw_type(env, "prctl(option, arg2?, arg3?)");
@@ -45,13 +42,11 @@ static napi_value cap_get(napi_env env, napi_callback_info info) {
 
 /* capSet(effective, permitted, inheritable) for the calling thread (BigInts). */
 static napi_value cap_set(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  GET_ARGS(3);
   uint64_t m[3];
   bool lossless;
   struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
   struct __user_cap_data_struct d[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3) return throw_type(env, "capSet(effective, permitted, inheritable)");
   for (int i = 0; i < 3; i++)
     if (napi_get_value_bigint_uint64(env, argv[i], &m[i], &lossless) != napi_ok)
@@ -67,12 +62,10 @@ static napi_value cap_set(napi_env env, napi_callback_info info) {
 
 /* execve(path, argv, env): only returns by throwing. */
 static napi_value exec_ve(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  GET_ARGS(3);
   char *strs[2][1024] = {{0}};
   uint32_t counts[2];
   char path[4096];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !arg_string(env, argv[0], path, sizeof path)) return throw_type(env, "execve(path, argv, env)");
   for (int k = 0; k < 2; k++) {
     if (napi_get_array_length(env, argv[k + 1], &counts[k]) != napi_ok || counts[k] >= 1024)
@@ -95,10 +88,6 @@ static napi_value exec_ve(napi_env env, napi_callback_info info) {
 
 napi_status export_credentials(napi_env env, napi_value exports) {
   static const native_export fns[] = {
-      {"prctl", prctl_call},
-      {"capGet", cap_get},
-      {"capSet", cap_set},
-      {"execve", exec_ve},
-  };
-  return export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+      {"prctl", prctl_call}, {"capGet", cap_get}, {"capSet", cap_set}, {"execve", exec_ve}};
+  return EXPORT_ALL(env, exports, fns);
 }

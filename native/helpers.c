@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addon.h"
 
@@ -21,6 +22,11 @@ napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
   return NULL;
 }
 
+napi_value close_and_throw(napi_env env, int fd, int err, const char *syscall_name) {
+  close(fd);
+  return throw_errno(env, err, syscall_name);
+}
+
 napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, NULL, msg);
   return NULL;
@@ -30,6 +36,14 @@ napi_value make_int(napi_env env, int64_t v) {
   napi_value r;
   napi_create_int64(env, v, &r);
   return r;
+}
+
+napi_value count_or_null(napi_env env, ssize_t n, const char *syscall_name) {
+  if (n >= 0) return make_int(env, n);
+  if (errno != EAGAIN) return throw_errno(env, errno, syscall_name);
+  napi_value null;
+  napi_get_null(env, &null);
+  return null;
 }
 
 void set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
@@ -81,4 +95,17 @@ napi_status export_functions(napi_env env, napi_value exports, const native_expo
     if (s != napi_ok) return s;
   }
   return napi_ok;
+}
+
+napi_status export_layout(napi_env env, napi_value exports, const char *name, const native_constant *constants,
+                          size_t count) {
+  napi_value obj;
+  napi_status s = napi_create_object(env, &obj);
+  for (size_t i = 0; s == napi_ok && i < count; i++) {
+    napi_value v;
+    s = napi_create_int64(env, constants[i].value, &v);
+    if (s == napi_ok) s = napi_set_named_property(env, obj, constants[i].name, v);
+  }
+  if (s == napi_ok) s = napi_object_freeze(env, obj);
+  return s == napi_ok ? napi_set_named_property(env, exports, name, obj) : s;
 }

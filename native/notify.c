@@ -1,3 +1,4 @@
+/* sd_notify(3) for Type=notify services: one datagram to $NOTIFY_SOCKET. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
@@ -7,17 +8,13 @@
 
 #include "addon.h"
 
-/* ---- sd_notify ----------------------------------------------------------- */
-
 /* sdNotify(socketPath, message): one datagram, like sd_notify(3). */
 static napi_value sd_notify(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1], message[1024];
+  GET_ARGS(2);
+  char path[UNIX_PATH_SIZE], message[1024];
   struct sockaddr_un sa;
   socklen_t salen;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2 || !arg_string(env, argv[0], path, sizeof path) || !arg_string(env, argv[1], message, sizeof message))
+  if (!arg_string(env, argv[0], path, sizeof path) || !arg_string(env, argv[1], message, sizeof message))
     return throw_type(env, "sdNotify(socketPath, message)");
   if (!fill_sockaddr(path, &sa, &salen)) return throw_errno(env, ENAMETOOLONG, "sendto");
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -30,8 +27,6 @@ static napi_value sd_notify(napi_env env, napi_callback_info info) {
 }
 
 napi_status export_notify(napi_env env, napi_value exports) {
-  static const native_export fns[] = {
-      {"sdNotify", sd_notify},
-  };
-  return export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+  static const native_export fns[] = {{"sdNotify", sd_notify}};
+  return EXPORT_ALL(env, exports, fns);
 }

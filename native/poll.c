@@ -1,11 +1,10 @@
+/* Readiness watching of any descriptor on the Node event loop (uv_poll). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <uv.h>
 
 #include "addon.h"
-
-/* ---- readiness watching (uv_poll) ---------------------------------------- */
 
 typedef struct {
   uv_poll_t handle;
@@ -54,12 +53,13 @@ static void poll_finalize(napi_env env, void *data, void *hint) {
 
 /* poll(fd, events, callback(status, events)) -> handle. Events: 1 readable, 2 writable. */
 static napi_value poll_start(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], obj, name;
+  GET_ARGS(3);
+  napi_value obj, name;
+  napi_valuetype callback_type;
   int32_t fd, events;
   uv_loop_t *loop;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || !arg_int(env, argv[0], &fd) || !arg_int(env, argv[1], &events))
+  if (!arg_int(env, argv[0], &fd) || !arg_int(env, argv[1], &events) ||
+      napi_typeof(env, argv[2], &callback_type) != napi_ok || callback_type != napi_function)
     return throw_type(env, "poll(fd, events, callback)");
   CHECK(napi_get_uv_event_loop(env, &loop));
   poll_watch *w = calloc(1, sizeof *w);
@@ -95,11 +95,9 @@ static poll_watch *unwrap_poll(napi_env env, napi_value v) {
 
 /* pollUpdate(handle, events): events 0 pauses without closing. */
 static napi_value poll_update(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  GET_ARGS(2);
   int32_t events;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  poll_watch *w = argc >= 2 ? unwrap_poll(env, argv[0]) : NULL;
+  poll_watch *w = unwrap_poll(env, argv[0]);
   if (!w || !arg_int(env, argv[1], &events)) return throw_type(env, "pollUpdate(handle, events)");
   if (w->closed) return NULL;
   int rc = events ? uv_poll_start(&w->handle, events, poll_fired) : uv_poll_stop(&w->handle);
@@ -108,20 +106,14 @@ static napi_value poll_update(napi_env env, napi_callback_info info) {
 }
 
 static napi_value poll_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  GET_ARGS(1);
   void *w = NULL;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_remove_wrap(env, argv[0], &w) != napi_ok || !w) return NULL;
+  if (napi_remove_wrap(env, argv[0], &w) != napi_ok || !w) return NULL;
   poll_release(w);
   return NULL;
 }
 
 napi_status export_poll(napi_env env, napi_value exports) {
-  static const native_export fns[] = {
-      {"poll", poll_start},
-      {"pollUpdate", poll_update},
-      {"pollClose", poll_close},
-  };
-  return export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+  static const native_export fns[] = {{"poll", poll_start}, {"pollUpdate", poll_update}, {"pollClose", poll_close}};
+  return EXPORT_ALL(env, exports, fns);
 }

@@ -1,3 +1,4 @@
+/* ioctl(SG_IO) on a pool of worker threads, resolving a Promise per command. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -13,8 +14,6 @@
 
 #define SENSE_LEN 96
 
-/* ---- SG_IO on worker threads --------------------------------------------- */
-
 /* Every command gets a thread of its own at once, never a queue slot behind
  * other commands (so not libuv's 4-thread pool): a hung device must never hold
  * up commands to healthy devices, and the helper runs at most one command per
@@ -26,13 +25,23 @@
 #define POOL_IDLE_SECONDS 10
 
 /* What a command resolves with: one allocation that becomes one Buffer,
- * 8 doubles (errno, status, masked_status, host_status, driver_status, resid,
- * sb_len_wr, duration in ns), then the 96 sense bytes, then for FROM_DEV the
- * data-in buffer. binding.ts turns it into the SgioResult object; building
- * that object (two Buffers and eight properties) from C cost more per command
- * than the SG_IO round trip to a thread. */
-#define RESULT_INTS 8
-#define RESULT_SENSE (RESULT_INTS * sizeof(double))
+ * RESULT_NUMBERS doubles indexed as below, then the SENSE_LEN sense bytes,
+ * then for FROM_DEV the data-in buffer. binding.ts turns it into the
+ * SgioResult object, reading the offsets from the exported sgioResult layout;
+ * building that object (two Buffers and eight properties) from C cost more
+ * per command than the SG_IO round trip to a thread. */
+enum {
+  R_ERRNO, /* 0 when the ioctl itself succeeded */
+  R_STATUS,
+  R_MASKED_STATUS,
+  R_HOST_STATUS,
+  R_DRIVER_STATUS,
+  R_RESID,
+  R_SENSE_WRITTEN, /* sb_len_wr */
+  R_DURATION_NS,
+  RESULT_NUMBERS
+};
+#define RESULT_SENSE (RESULT_NUMBERS * sizeof(double))
 #define RESULT_DATA (RESULT_SENSE + SENSE_LEN)
 
 typedef struct sgio_job {
@@ -92,15 +101,15 @@ static void sgio_complete(napi_env env, napi_value js_cb, void *context, void *d
   void *copy;
   (void)js_cb;
   if (env) {
-    double *ints = (double *)job->result;
-    ints[0] = job->err;
-    ints[1] = job->hdr.status;
-    ints[2] = job->hdr.masked_status;
-    ints[3] = job->hdr.host_status;
-    ints[4] = job->hdr.driver_status;
-    ints[5] = job->hdr.resid;
-    ints[6] = job->hdr.sb_len_wr;
-    ints[7] = (double)job->duration_ns;
+    double *numbers = (double *)job->result;
+    numbers[R_ERRNO] = job->err;
+    numbers[R_STATUS] = job->hdr.status;
+    numbers[R_MASKED_STATUS] = job->hdr.masked_status;
+    numbers[R_HOST_STATUS] = job->hdr.host_status;
+    numbers[R_DRIVER_STATUS] = job->hdr.driver_status;
+    numbers[R_RESID] = job->hdr.resid;
+    numbers[R_SENSE_WRITTEN] = job->hdr.sb_len_wr;
+    numbers[R_DURATION_NS] = (double)job->duration_ns;
     /* The block becomes the Buffer's memory (freed when it is collected). */
     if (napi_create_external_buffer(env, job->result_len, job->result, free_external, NULL, &result) == napi_ok) {
       job->result = NULL;
@@ -235,18 +244,18 @@ static sgio_env *get_sgio_env(napi_env env) {
 }
 
 /* sgio(fd, cdb, direction, data|length, timeoutMs) -> Promise<Buffer> laid
- * out as described at RESULT_INTS. direction: -2 TO_DEV (data is a Buffer,
+ * out as described at RESULT_NUMBERS. direction: -2 TO_DEV (data is a Buffer,
  * copied), -3 FROM_DEV (data is the length to read), -1 NONE. No JS memory is
  * shared with the worker thread: the result block becomes JS memory only after
  * the thread is done with it. */
 static napi_value sgio(napi_env env, napi_callback_info info) {
-  size_t argc = 5, len;
-  napi_value argv[5], promise;
+  GET_ARGS(5);
+  size_t len;
+  napi_value promise;
   int32_t fd, direction, timeout_ms, want = 0;
   void *cdb, *data = NULL;
   size_t data_len = 0;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5 || !arg_int(env, argv[0], &fd) || !arg_buffer(env, argv[1], &cdb, &len) || len == 0 ||
+  if (!arg_int(env, argv[0], &fd) || !arg_buffer(env, argv[1], &cdb, &len) || len == 0 ||
       len > 16 || !arg_int(env, argv[2], &direction) || !arg_int(env, argv[4], &timeout_ms) || timeout_ms < 0)
     return throw_type(env, "sgio(fd, cdb, direction, data, timeoutMs)");
   if (direction == SG_DXFER_TO_DEV) {
@@ -293,8 +302,20 @@ static napi_value sgio(napi_env env, napi_callback_info info) {
 }
 
 napi_status export_sgio(napi_env env, napi_value exports) {
-  static const native_export fns[] = {
-      {"sgio", sgio},
+  static const native_export fns[] = {{"sgio", sgio}};
+  /* Byte offsets into the result block, named as the SgioResult fields. */
+  static const native_constant layout[] = {
+      {"errno", R_ERRNO * sizeof(double)},
+      {"status", R_STATUS * sizeof(double)},
+      {"maskedStatus", R_MASKED_STATUS * sizeof(double)},
+      {"hostStatus", R_HOST_STATUS * sizeof(double)},
+      {"driverStatus", R_DRIVER_STATUS * sizeof(double)},
+      {"resid", R_RESID * sizeof(double)},
+      {"senseLength", R_SENSE_WRITTEN * sizeof(double)},
+      {"durationNs", R_DURATION_NS * sizeof(double)},
+      {"sense", RESULT_SENSE},
+      {"data", RESULT_DATA},
   };
-  return export_functions(env, exports, fns, sizeof fns / sizeof fns[0]);
+  napi_status s = EXPORT_ALL(env, exports, fns);
+  return s == napi_ok ? export_layout(env, exports, "sgioResult", layout, sizeof layout / sizeof layout[0]) : s;
 }
