@@ -2,7 +2,16 @@
   "targets": [
     {
       "target_name": "pr_native",
-      "sources": ["native/pr_native.c", "native/thread-credentials.c"],
+      "sources": [
+        "native/addon.c",
+        "native/helpers.c",
+        "native/sockets.c",
+        "native/descriptors.c",
+        "native/poll.c",
+        "native/sgio.c",
+        "native/notify.c",
+        "native/credentials.c"
+      ],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -6,6 +6,7 @@
  * sendmsg of its own carrying the device descriptor, PR OUT parameters in a
  * second sendmsg, then the 104-byte header and the payload.
  */
+import { closeSync } from 'node:fs';
 import * as native from '../../src/native/binding.js';
 import { HANDSHAKE_SIZE, MAX_TRANSFER, RESPONSE_HEADER_SIZE } from '../../src/protocol/constants.js';
 import type { PlannedRequest } from './workloads.js';
@@ -60,7 +61,7 @@ export class LoadConnection {
     this.closed = true;
     if (this.watch) native.pollClose(this.watch);
     this.watch = null;
-    native.close(this.fd);
+    closeSync(this.fd);
   }
 
   private writeAll(data: Buffer, fds: number[]): void {
@@ -77,7 +78,7 @@ export class LoadConnection {
       for (;;) {
         const got = native.recvmsg(this.fd, this.buffer, this.filled, this.buffer.length - this.filled);
         if (got === null) return;
-        for (const fd of got.fds) native.close(fd);
+        for (const fd of got.fds) closeSync(fd);
         if (got.bytes === 0) throw new Error('the daemon closed the connection');
         this.filled += got.bytes;
         if (!this.handshaken) {

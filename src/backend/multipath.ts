@@ -17,7 +17,7 @@
  * must not queue behind them. Path fds are raw descriptors closed with
  * close(2) directly (fast, and not through that pool either).
  */
-import { closeSync, constants as fsConstants, open as openCallback, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, open as openCallback, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import * as native from '../native/binding.js';
@@ -93,9 +93,9 @@ export function splitDevice(rdev: number): { major: number; minor: number } {
 }
 
 export function identifyByFstat(fd: number): DeviceIdentity | null {
-  let status: native.FileStatus;
+  let status: Stats;
   try {
-    status = native.fstat(fd);
+    status = fstatSync(fd);
   } catch {
     return null;
   }

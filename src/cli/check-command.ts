@@ -164,7 +164,7 @@ async function readWithin(stream: FdStream, length: number, ms: number): Promise
     while (got < length) {
       const chunk = await stream.read(length - got);
       if (!chunk) break;
-      chunk.fds.forEach((fd) => native.close(fd));
+      chunk.fds.forEach((fd) => closeSync(fd));
       chunks.push(Buffer.from(chunk.data));
       got += chunk.data.length;
     }

@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import { FdStream } from '../io/fd-stream.js';
 import * as native from '../native/binding.js';
 import { CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, RESPONSE_HEADER_SIZE } from '../protocol/constants.js';
@@ -80,7 +81,7 @@ export class HelperClient {
           this.stream.error ? `connection failed: ${this.stream.error.message}` : 'Unexpected end-of-file before all data were read',
         );
       }
-      chunk.fds.forEach((fd) => native.close(fd));
+      chunk.fds.forEach((fd) => closeSync(fd));
       out.set(chunk.data, filled);
       filled += chunk.data.length;
     }

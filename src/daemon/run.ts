@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
@@ -42,7 +43,7 @@ function openListener(options: DaemonOptions): Listener {
   if (activation.kind === 'error') throw new StartupError(activation.message);
   if (activation.kind === 'activated') {
     try {
-      native.fstat(activation.fd);
+      fstatSync(activation.fd);
     } catch {
       throw new StartupError(`Socket activation failed: invalid file descriptor fd = ${activation.fd}: Bad file descriptor`);
     }

@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import * as native from '../native/binding.js';
 
 export interface Chunk {
@@ -44,7 +45,7 @@ export class FdStream {
       }
       if (got.bytes === 0) {
         // End of stream can still carry descriptors only in theory; never leak them.
-        got.fds.forEach((fd) => native.close(fd));
+        got.fds.forEach((fd) => closeSync(fd));
         return null;
       }
       return { data: buffer.subarray(0, got.bytes), fds: got.fds };
@@ -83,7 +84,7 @@ export class FdStream {
     this.closed = true;
     if (this.watch) native.pollClose(this.watch);
     this.watch = null;
-    native.close(this.fd);
+    closeSync(this.fd);
     const wake = [this.onReadable, this.onWritable];
     this.onReadable = this.onWritable = null;
     wake.forEach((fn) => fn?.());

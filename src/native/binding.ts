@@ -1,7 +1,8 @@
 /**
- * The only importer of the native addon (native/pr_native.c). Everything else
+ * The only importer of the native addon (native/, one addon). Everything else
  * uses these typed wrappers. Native failures are `SystemError`s carrying the
- * errno name in `code` and the syscall in `syscall`.
+ * errno name in `code` and the syscall in `syscall`. What Node's fs already
+ * does on a bare descriptor (closeSync, fstatSync) is not repeated here.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -38,15 +39,6 @@ export interface ReceivedMessage {
   readonly truncated: boolean;
 }
 
-export interface FileStatus {
-  readonly mode: number;
-  readonly dev: number;
-  readonly ino: number;
-  readonly rdev: number;
-  readonly uid: number;
-  readonly gid: number;
-}
-
 /** Values of sg_io_hdr.dxfer_direction. */
 export const SgDirection = { NONE: -1, TO_DEV: -2, FROM_DEV: -3 } as const;
 
@@ -59,7 +51,7 @@ export interface SgioResult {
   readonly driverStatus: number;
   readonly resid: number;
   readonly senseLength: number;
-  /** Always 96 bytes: the buffer is zeroed before the ioctl. */
+  /** Always the addon's whole sense buffer (96 bytes), zeroed before the ioctl. */
   readonly sense: Buffer;
   /** FROM_DEV only: the whole data buffer as the device left it. */
   readonly data?: Buffer;
@@ -79,32 +71,41 @@ export interface Capabilities {
   readonly inheritable: bigint;
 }
 
+/**
+ * Byte offsets into the block sgio() resolves with, per SgioResult field, as
+ * the addon lays it out; the sense bytes run from `sense` to `data`.
+ */
+type SgioResultLayout = Readonly<Record<keyof SgioResult, number>>;
+
+/** Indices into recvmsg()'s `meta` array, and the length it must have. */
+interface RecvmsgMetaLayout {
+  readonly count: number;
+  readonly truncated: number;
+  readonly fds: number;
+  readonly length: number;
+}
+
 interface NativeAddon {
   /** gid -1 keeps the creator's group. */
   listenUnix(path: string, backlog: number, mode: number, gid: number): number;
   connectUnix(path: string): number;
   socketPair(): [number, number];
   accept(fd: number): AcceptedConnection | null;
-  /** Bytes received (null on EAGAIN); descriptor count, truncation flag and descriptors go to `meta`. */
+  /** Bytes received (null on EAGAIN); descriptor count, truncation flag and descriptors go to `meta` (see recvmsgMeta). */
   recvmsg(fd: number, buffer: Buffer, offset: number, length: number, meta: Int32Array): number | null;
   sendmsg(fd: number, buffer: Buffer, offset: number, length: number, fds?: readonly number[]): number | null;
-  close(fd: number): void;
+  readonly recvmsgMeta: RecvmsgMetaLayout;
   shutdown(fd: number, how: number): void;
-  /** Fills `out` with mode, dev, ino, rdev, uid, gid. */
-  fstat(fd: number, out: Float64Array): void;
   fcntl(fd: number, cmd: number, arg?: number): number;
-  isListeningSocket(fd: number): boolean;
   lockFile(fd: number): void;
   poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollClose(handle: PollHandle): void;
-  /** Resolves with one block: 8 doubles (see toSgioResult), 96 sense bytes, then data-in for FROM_DEV. */
+  /** Resolves with one block laid out as sgioResult: numbers, sense bytes, then data-in for FROM_DEV. */
   sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<Buffer>;
+  readonly sgioResult: SgioResultLayout;
   sdNotify(socketPath: string, message: string): void;
-  prctl(option: number, arg2?: number, arg3?: number): number;
   capGet(): Capabilities;
-  capSet(effective: bigint, permitted: bigint, inheritable: bigint): void;
-  execve(path: string, argv: readonly string[], env: readonly string[]): never;
   applyToAllThreads(plan: ThreadCredentialPlan): number;
 }
 
@@ -138,57 +139,52 @@ const addon = createRequire(import.meta.url)(findAddon()) as NativeAddon;
 
 export const listenUnix = addon.listenUnix;
 export const connectUnix = addon.connectUnix;
+/** For tests and tools: a connected pair, as a client and the daemon would hold. */
 export const socketPair = addon.socketPair;
 export const accept = addon.accept;
 
-// The addon writes small results into these arrays instead of building
-// objects from C, which costs more than the system calls themselves; the
-// objects are built here, in JavaScript. Calls are synchronous, so one
-// array each is enough.
-const recvMeta = new Int32Array(2 + 253);
-const statOut = new Float64Array(6);
+// The addon writes recvmsg's small results into this array instead of
+// building an object from C, which costs more than the system call itself;
+// the object is built here, in JavaScript. Calls are synchronous, so one
+// array is enough.
+const META = addon.recvmsgMeta;
+const recvMeta = new Int32Array(META.length);
 
 /** Non-blocking recvmsg: null on EAGAIN, bytes 0 at end of stream. */
 export function recvmsg(fd: number, buffer: Buffer, offset: number, length: number): ReceivedMessage | null {
   const bytes = addon.recvmsg(fd, buffer, offset, length, recvMeta);
   if (bytes === null) return null;
-  const count = recvMeta[0]!;
+  const count = recvMeta[META.count]!;
   const fds: number[] = [];
-  for (let i = 0; i < count; i++) fds.push(recvMeta[2 + i]!);
-  return { bytes, fds, truncated: recvMeta[1] !== 0 };
+  for (let i = 0; i < count; i++) fds.push(recvMeta[META.fds + i]!);
+  return { bytes, fds, truncated: recvMeta[META.truncated] !== 0 };
 }
 
-export function fstat(fd: number): FileStatus {
-  addon.fstat(fd, statOut);
-  return { mode: statOut[0]!, dev: statOut[1]!, ino: statOut[2]!, rdev: statOut[3]!, uid: statOut[4]!, gid: statOut[5]! };
-}
 export const sendmsg = addon.sendmsg;
-export const close = addon.close;
 export const SHUT_WR = 1;
+/** For tests and tools: lets a client end its stream while still reading. */
 export const shutdown = addon.shutdown;
-export const isListeningSocket = addon.isListeningSocket;
 export const lockFile = addon.lockFile;
 export const poll = addon.poll;
 export const pollUpdate = addon.pollUpdate;
 export const pollClose = addon.pollClose;
 
-const SGIO_SENSE_OFFSET = 8 * 8;
-const SGIO_DATA_OFFSET = SGIO_SENSE_OFFSET + 96;
+const AT = addon.sgioResult;
 
 /** The addon's result block as an SgioResult; sense and data are views of the block. */
 function toSgioResult(block: Buffer, direction: number): SgioResult {
-  const errno = block.readDoubleLE(0);
-  const status = block.readDoubleLE(8);
-  const maskedStatus = block.readDoubleLE(16);
-  const hostStatus = block.readDoubleLE(24);
-  const driverStatus = block.readDoubleLE(32);
-  const resid = block.readDoubleLE(40);
-  const senseLength = block.readDoubleLE(48);
-  const durationNs = block.readDoubleLE(56);
-  const sense = block.subarray(SGIO_SENSE_OFFSET, SGIO_DATA_OFFSET);
+  const errno = block.readDoubleLE(AT.errno);
+  const status = block.readDoubleLE(AT.status);
+  const maskedStatus = block.readDoubleLE(AT.maskedStatus);
+  const hostStatus = block.readDoubleLE(AT.hostStatus);
+  const driverStatus = block.readDoubleLE(AT.driverStatus);
+  const resid = block.readDoubleLE(AT.resid);
+  const senseLength = block.readDoubleLE(AT.senseLength);
+  const durationNs = block.readDoubleLE(AT.durationNs);
+  const sense = block.subarray(AT.sense, AT.data);
   // `data` stays absent (not undefined) for directions without a data-in buffer.
   return direction === SgDirection.FROM_DEV
-    ? { errno, status, maskedStatus, hostStatus, driverStatus, resid, senseLength, durationNs, sense, data: block.subarray(SGIO_DATA_OFFSET) }
+    ? { errno, status, maskedStatus, hostStatus, driverStatus, resid, senseLength, durationNs, sense, data: block.subarray(AT.data) }
     : { errno, status, maskedStatus, hostStatus, driverStatus, resid, senseLength, durationNs, sense };
 }
 
@@ -201,8 +197,6 @@ export function sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | 
 }
 export const sdNotify = addon.sdNotify;
 export const capGet = addon.capGet;
-export const capSet = addon.capSet;
-export const execve = addon.execve;
 /** Returns how many threads were changed, the calling one included. */
 export const applyToAllThreads = addon.applyToAllThreads;
 
@@ -228,26 +222,4 @@ export function setStatusFlags(fd: number, flags: number): void {
 export function setCloseOnExec(fd: number, on: boolean): void {
   const flags = addon.fcntl(fd, F_GETFD);
   addon.fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
-}
-
-const PR_SET_KEEPCAPS = 8;
-const PR_CAPBSET_DROP = 24;
-const PR_CAP_AMBIENT = 47;
-const PR_CAP_AMBIENT_RAISE = 2;
-const PR_CAP_AMBIENT_CLEAR_ALL = 4;
-
-export function setKeepCapabilities(on: boolean): void {
-  addon.prctl(PR_SET_KEEPCAPS, on ? 1 : 0);
-}
-
-export function dropFromBoundingSet(capability: number): void {
-  addon.prctl(PR_CAPBSET_DROP, capability);
-}
-
-export function raiseAmbient(capability: number): void {
-  addon.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, capability);
-}
-
-export function clearAmbient(): void {
-  addon.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL);
 }

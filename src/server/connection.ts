@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
@@ -179,7 +180,7 @@ export class Connection {
 
 function closeQuietly(fd: number): void {
   try {
-    native.close(fd);
+    closeSync(fd);
   } catch {
     // Already closed: nothing left to release.
   }

@@ -1,4 +1,4 @@
-import { lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, unlinkSync } from 'node:fs';
 import * as native from '../native/binding.js';
 
 export interface ListenOptions {
@@ -47,7 +47,7 @@ function removeStaleSocket(path: string): void {
     }
   }
   if (probe !== null) {
-    native.close(probe);
+    closeSync(probe);
     throw new ListenError(`another daemon is already serving ${path}`);
   }
   unlinkQuietly(path);

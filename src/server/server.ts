@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { FdStream } from '../io/fd-stream.js';
@@ -54,7 +55,7 @@ export class HelperServer {
     if (this.acceptRetry) clearTimeout(this.acceptRetry);
     if (this.watch) native.pollClose(this.watch);
     this.watch = null;
-    native.close(this.options.listenFd);
+    closeSync(this.options.listenFd);
     for (const conn of this.connections) conn.closeIfIdle();
     await Promise.all(this.finished);
   }
@@ -93,13 +94,13 @@ export class HelperServer {
     const log = this.options.log.child({ conn: id });
     if (!this.allowed(peer)) {
       log.warn({ peer }, 'peer not in the allow list; connection closed');
-      native.close(fd);
+      closeSync(fd);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== undefined && this.connections.size >= max) {
       log.warn({ peer, max }, 'connection limit reached; connection closed');
-      native.close(fd);
+      closeSync(fd);
       return;
     }
     log.info({ peer }, 'connection opened');

@@ -1,9 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend, BackendRequest } from '../backend/backend.js';
-import * as native from '../native/binding.js';
 import type { CommandResult } from '../protocol/response.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
@@ -88,7 +87,7 @@ export class SimulatedBackend implements Backend {
   }
 
   async execute(request: BackendRequest): Promise<CommandResult> {
-    const identity = deviceIdentity(native.fstat(request.fd));
+    const identity = deviceIdentity(fstatSync(request.fd));
     const route = this.routes.get(identity) ?? (this.config ? null : await this.routeOnDemand(identity));
     if (!route) return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.LOGICAL_UNIT_NOT_SUPPORTED) };
     const nexus = route.nexus ?? { initiator: parseInitiatorName(processInitiatorName(request.peer.pid)), targetPort: 1 };

@@ -4,7 +4,7 @@
  * another uid through setpriv; plus the permission decision itself.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,7 +173,7 @@ describe('pr-helper check failures before the helper', () => {
   it('a stale socket nobody listens on', async () => {
     const socket = join(dir, 'stale.sock');
     // Closing a listener without unlinking its path leaves the inode behind, as a killed daemon does.
-    native.close(native.listenUnix(socket, 1, 0o600, -1));
+    closeSync(native.listenUnix(socket, 1, 0o600, -1));
     const r = await runCli(['check', '--socket', socket]);
     expect(r.code).toBe(1);
     expect(lines(r.stdout).at(-1)).toMatch(

@@ -57,7 +57,7 @@ async function run(daemon: RunningDaemon, probe: Probe): Promise<Observation> {
     return await peer.observe();
   } finally {
     peer.close();
-    opened.forEach((fd) => native.close(fd));
+    opened.forEach((fd) => closeSync(fd));
   }
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as native from '../../src/native/binding.js';
@@ -60,7 +60,7 @@ async function answersHandshake(path: string): Promise<boolean> {
   } catch {
     return false;
   } finally {
-    native.close(fd);
+    closeSync(fd);
   }
 }
 

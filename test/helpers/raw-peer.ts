@@ -1,3 +1,4 @@
+import { closeSync } from 'node:fs';
 import { FdStream } from '../../src/io/fd-stream.js';
 import * as native from '../../src/native/binding.js';
 
@@ -64,7 +65,7 @@ export class RawPeer {
     for (;;) {
       const chunk = await this.stream.read(65536);
       if (!chunk) break;
-      chunk.fds.forEach((fd) => native.close(fd));
+      chunk.fds.forEach((fd) => closeSync(fd));
       this.chunks.push(Buffer.from(chunk.data));
     }
     this.ended = !this.stream.isClosed;

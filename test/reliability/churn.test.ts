@@ -73,7 +73,7 @@ describe('connection churn', () => {
         const i = next++;
         if (i % 10 === 0) {
           // Gone before the handshake: the server's handshake write or read meets a closed peer.
-          native.close(native.connectUnix(daemon.socket));
+          closeSync(native.connectUnix(daemon.socket));
         } else if (i % 10 === 1) {
           const peer = new RawPeer(daemon.socket);
           await peer.waitForBytes(4);

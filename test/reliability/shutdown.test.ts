@@ -46,7 +46,7 @@ afterAll(() => {
 
 function connectError(path: string): string | null {
   try {
-    native.close(native.connectUnix(path));
+    closeSync(native.connectUnix(path));
     return null;
   } catch (err) {
     return (err as native.SystemError).code;
@@ -192,7 +192,7 @@ describe('stop signals with commands in flight', () => {
       expect(Date.now() - signalled).toBeLessThan(3000);
       expect(existsSync(socket)).toBe(false);
     } finally {
-      native.close(stream);
+      closeSync(stream);
     }
   }, 20_000);
 });

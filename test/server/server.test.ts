@@ -150,7 +150,7 @@ describe('HelperServer', () => {
   it('drops a peer that hangs up before the handshake silently', async () => {
     const { socket, logs } = startServer(new ScriptedBackend(async () => GOOD));
     // Fewer than the backlog: connect blocks, and this process is also the server.
-    for (let i = 0; i < 10; i++) native.close(native.connectUnix(socket));
+    for (let i = 0; i < 10; i++) closeSync(native.connectUnix(socket));
     const client = await HelperClient.connect(socket);
     await withDisk((fd) => client.execute(readKeys, fd));
     client.close();
@@ -207,15 +207,15 @@ describe('createListenSocket', () => {
     const path = join(dir, 'mode.sock');
     const fd = createListenSocket(path, { mode: 0o660, backlog: 4 });
     expect(statSync(path).mode & 0o777).toBe(0o660);
-    native.close(fd);
+    closeSync(fd);
   });
 
   it('replaces a stale socket but refuses to displace a live daemon', () => {
     const path = join(dir, 'stale.sock');
-    native.close(createListenSocket(path, { mode: 0o600, backlog: 4 }));
+    closeSync(createListenSocket(path, { mode: 0o600, backlog: 4 }));
     const live = createListenSocket(path, { mode: 0o600, backlog: 4 });
     expect(() => createListenSocket(path, { mode: 0o600, backlog: 4 })).toThrow(new ListenError(`another daemon is already serving ${path}`));
-    native.close(live);
+    closeSync(live);
   });
 
   it('refuses to delete something that is not a socket, and bad paths', () => {

@@ -1,5 +1,6 @@
 /*
- * One credential change applied to every thread of the process.
+ * Credentials (policy: src/daemon/privileges.ts): capGet for the calling
+ * thread, and one credential change applied to every thread of the process.
  *
  * Linux keeps uids, gids, supplementary groups, capability sets, securebits
  * and no_new_privs per thread (credentials(7), capabilities(7)), and Node
@@ -35,9 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <node_api.h>
-
-#include "thread-credentials.h"
+#include "addon.h"
 
 #define CANCEL_SIGNAL __SIGRTMIN
 #define MAX_THREADS 256
@@ -173,18 +172,6 @@ static int install_handler(struct kernel_sigaction *previous) {
   return 0;
 }
 
-static napi_value fail(napi_env env, const char *what, int err) {
-  const char *name = strerrorname_np(err);
-  char text[200];
-  napi_value code, msg, error;
-  snprintf(text, sizeof text, "%s %s: %s", what, name ? name : "E?", strerror(err));
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_throw(env, error);
-  return NULL;
-}
-
 static int get_u32(napi_env env, napi_value obj, const char *key, uint32_t *out) {
   napi_value v;
   return napi_get_named_property(env, obj, key, &v) == napi_ok && napi_get_value_uint32(env, v, out) == napi_ok;
@@ -207,14 +194,13 @@ static int get_bool(napi_env env, napi_value obj, const char *key, int *out) {
 
 /* applyToAllThreads({changeIds, uid, gid, keep, dropBounding, noNewPrivs})
  * -> number of threads changed, this one included. */
-napi_value apply_to_all_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
+static napi_value apply_to_all_threads(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  napi_value arg = argv[0];
   uint32_t uid = 0, gid = 0;
   uint64_t keep = 0;
   struct plan p = {0};
-  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok || argc < 1 ||
-      !get_bool(env, arg, "changeIds", &p.change_ids) || !get_u32(env, arg, "uid", &uid) ||
+  if (argc < 1 || !get_bool(env, arg, "changeIds", &p.change_ids) || !get_u32(env, arg, "uid", &uid) ||
       !get_u32(env, arg, "gid", &gid) || !get_u64(env, arg, "keep", &keep) ||
       !get_u64(env, arg, "dropBounding", &p.drop_bounding) || !get_bool(env, arg, "noNewPrivs", &p.no_new_privs)) {
     napi_throw_type_error(env, NULL, "applyToAllThreads({changeIds, uid, gid, keep, dropBounding, noNewPrivs})");
@@ -228,7 +214,7 @@ napi_value apply_to_all_threads(napi_env env, napi_callback_info info) {
 
   struct kernel_sigaction previous;
   int r = install_handler(&previous);
-  if (r < 0) return fail(env, "rt_sigaction", -r);
+  if (r < 0) return throw_errno(env, -r, "rt_sigaction");
   pid_t self = (pid_t)syscall(SYS_gettid);
   int failure = apply(keep);
   pid_t signalled[MAX_THREADS];
@@ -240,12 +226,34 @@ napi_value apply_to_all_threads(napi_env env, napi_callback_info info) {
   }
   syscall(SYS_rt_sigaction, CANCEL_SIGNAL, &previous, NULL, sizeof previous.mask);
 
-  if (failure) return fail(env, step_names[failure >> 16], failure & 0xffff);
-  if (pending < 0) return fail(env, "signalling threads", -pending);
-  if (pending > 0) return fail(env, "waiting for threads", ETIMEDOUT);
+  if (failure) return throw_errno(env, failure & 0xffff, step_names[failure >> 16]);
+  if (pending < 0) return throw_errno(env, -pending, "signalling threads");
+  if (pending > 0) return throw_errno(env, ETIMEDOUT, "waiting for threads");
   failure = atomic_load(&first_failure);
-  if (failure) return fail(env, step_names[failure >> 16], failure & 0xffff);
+  if (failure) return throw_errno(env, failure & 0xffff, step_names[failure >> 16]);
   napi_value count;
   napi_create_int32(env, atomic_load(&acked_count) + 1, &count);
   return count;
+}
+
+/* capGet() -> {effective, permitted, inheritable} as 64-bit masks (BigInt). */
+static napi_value cap_get(napi_env env, napi_callback_info info) {
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct d[2];
+  napi_value obj, v;
+  (void)info;
+  if (syscall(SYS_capget, &hdr, d) < 0) return throw_errno(env, errno, "capget");
+  napi_create_object(env, &obj);
+  napi_create_bigint_uint64(env, ((uint64_t)d[1].effective << 32) | d[0].effective, &v);
+  napi_set_named_property(env, obj, "effective", v);
+  napi_create_bigint_uint64(env, ((uint64_t)d[1].permitted << 32) | d[0].permitted, &v);
+  napi_set_named_property(env, obj, "permitted", v);
+  napi_create_bigint_uint64(env, ((uint64_t)d[1].inheritable << 32) | d[0].inheritable, &v);
+  napi_set_named_property(env, obj, "inheritable", v);
+  return obj;
+}
+
+napi_status export_credentials(napi_env env, napi_value exports) {
+  static const native_export fns[] = {{"capGet", cap_get}, {"applyToAllThreads", apply_to_all_threads}};
+  return EXPORT_ALL(env, exports, fns);
 }
