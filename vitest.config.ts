@@ -3,8 +3,8 @@ import { defineConfig } from 'vitest/config';
 /** Suites that boot QEMU/TCG virtual machines: they load both cores for minutes. */
 const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts'];
 
-// Limits, not performance assertions: daemons are spawned, privileges dropped
-// by re-exec, and the machine has two cores.
+// Limits, not performance assertions: daemons are spawned and the machine has
+// two cores.
 const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 };
 
 export default defineConfig({

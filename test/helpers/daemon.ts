@@ -40,7 +40,7 @@ export interface StartOptions {
 /**
  * Whether a daemon serves `path`: the handshake bytes arrive. A bare connect
  * is not enough, the socket exists (and queues connections) while the daemon
- * is still re-executing itself to drop privileges.
+ * is still dropping privileges.
  */
 async function answersHandshake(path: string): Promise<boolean> {
   let fd: number;
