@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { LogFormat } from '../daemon/logger.js';
+import type { LogFormat } from '../log/format.js';
 
 export const PROGRAM = 'pr-helper';
 export const DEFAULT_SOCKET = '/var/run/qemu-pr-helper.sock';
@@ -12,6 +12,7 @@ export interface DaemonOptions {
   socketGiven: boolean;
   pidfile: string | null;
   daemon: boolean;
+  /** Event patterns selected with -T (globs), without QEMU's file=/enable= keys. */
   trace: string[];
   user: string | null;
   group: string | null;
@@ -23,7 +24,10 @@ export interface DaemonOptions {
   socketGroup: string | null;
   allowUids: number[];
   allowGids: number[];
-  logFormat: LogFormat;
+  /** null: chosen by destination (pretty under journald, else json). */
+  logFormat: LogFormat | null;
+  /** --log-file or -T file=: append the log here instead of stderr. */
+  logFile: string | null;
   sgioTimeoutMs: number;
   maxConnections: number | undefined;
 }
@@ -37,12 +41,45 @@ export const TRACE_EVENTS: Record<string, string> = {
   pr_helper_request: 'one line per request: service action, type, keys, status, sense, latency (level debug)',
 };
 
-/** Whether a -T spec selects `event` (glob with *, optional enable= prefix; events=/file= are ignored). */
-export function traceSelects(spec: string, event: string): boolean {
-  const pattern = spec.startsWith('enable=') ? spec.slice('enable='.length) : spec;
-  if (pattern.includes('=')) return false;
+/** Whether a -T event pattern (glob with *) selects `event`. */
+export function traceSelects(pattern: string, event: string): boolean {
   const regex = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
   return regex.test(event);
+}
+
+/**
+ * One -T argument in QEMU's syntax, `[enable=]PATTERN[,events=FILE][,file=FILE]`
+ * (qemu_trace_opts): the patterns select our events, file= is where the log
+ * goes. events= (patterns read from a file) is refused rather than ignored.
+ */
+export function parseTraceSpec(spec: string): { patterns: string[]; file: string | null } {
+  const patterns: string[] = [];
+  let file: string | null = null;
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    const key = eq < 0 ? 'enable' : part.slice(0, eq);
+    const value = eq < 0 ? part : part.slice(eq + 1);
+    if (key === 'enable') {
+      if (value !== '') patterns.push(value);
+    } else if (key === 'file') {
+      if (value === '') throw new UsageError(`-T ${spec}: file= needs a path`);
+      file = value;
+    } else if (key === 'events') {
+      throw new UsageError(`-T ${spec}: events= is not supported; give the event patterns with -T PATTERN ('-T help' lists them)`);
+    } else {
+      throw new UsageError(`-T ${spec}: unknown key '${key}' (QEMU's keys are enable=, events= and file=)`);
+    }
+  }
+  return { patterns, file };
+}
+
+/** --log-file and every -T file= must agree on one log file. */
+function logFileOf(logFile: string | undefined, traceFiles: readonly string[]): string | null {
+  const files = new Set([...(logFile === undefined ? [] : [logFile]), ...traceFiles]);
+  if (files.size > 1) throw new UsageError(`one log file only, got ${[...files].map((f) => `'${f}'`).join(' and ')} (--log-file, -T file=)`);
+  const [file] = files;
+  if (file !== undefined && !file.startsWith('/')) throw new UsageError(`log file path must be absolute, got '${file}'`);
+  return file ?? null;
 }
 
 export type ParseOutcome =
@@ -75,7 +112,7 @@ function buildProgram(version: string): Command {
     .option('-d, --daemon', 'run in the background')
     .option('-f, --pidfile <path>', `PID file when running as a daemon (default '${DEFAULT_PIDFILE}')`)
     .option('-k, --socket <path>', `path to the unix socket (default '${DEFAULT_SOCKET}')`)
-    .option('-T, --trace <spec>', "what to trace ('help' lists it); may be repeated", collect(String), [])
+    .option('-T, --trace <spec>', "what to trace ('help' lists it), QEMU syntax [enable=]PATTERN[,file=FILE]; may be repeated", (v: string, prev: string[]) => [...prev, v], [])
     .option('-u, --user <user>', 'user to drop privileges to')
     .option('-g, --group <group>', 'group to drop privileges to')
     .option('-v, --verbose', 'increase verbosity (repeatable)', (_v: string, prev: number) => prev + 1, 0)
@@ -85,7 +122,8 @@ function buildProgram(version: string): Command {
     .option('--socket-group <group>', 'group owning the created socket')
     .option('--allow-uid <uids>', 'serve only these peer uids (comma separated; repeatable)', collect(integer('--allow-uid', 0, 0xfffffffe)), [])
     .option('--allow-gid <gids>', 'serve only these peer gids (comma separated; repeatable)', collect(integer('--allow-gid', 0, 0xfffffffe)), [])
-    .addOption(new Option('--log-format <format>', 'log output').choices(['json', 'pretty']).default('json'))
+    .addOption(new Option('--log-format <format>', 'log lines as JSON or as text (default: text under journald, else json)').choices(['json', 'pretty']))
+    .option('--log-file <path>', 'append the log to this file instead of stderr (reopened on SIGUSR2)')
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
     .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
     .allowExcessArguments(true)
@@ -119,6 +157,7 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
     return { kind: 'exit', code: 0, stdout: lines.join('') };
   }
   try {
+    const traces = (o.trace as string[]).map(parseTraceSpec);
     const socket: string = o.socket ?? DEFAULT_SOCKET;
     if (!socket.startsWith('/')) throw new UsageError('socket path must be absolute');
     if (Buffer.byteLength(socket) > 107) throw new UsageError(`UNIX socket path '${socket}' is too long`);
@@ -129,7 +168,7 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         socketGiven: o.socket !== undefined,
         pidfile: o.pidfile ?? (o.daemon ? DEFAULT_PIDFILE : null),
         daemon: Boolean(o.daemon),
-        trace: o.trace,
+        trace: traces.flatMap((t) => t.patterns),
         user: o.user ?? null,
         group: o.group ?? null,
         verbose: o.verbose,
@@ -139,7 +178,8 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         socketGroup: o.socketGroup ?? null,
         allowUids: o.allowUid,
         allowGids: o.allowGid,
-        logFormat: o.logFormat,
+        logFormat: o.logFormat ?? null,
+        logFile: logFileOf(o.logFile, traces.flatMap((t) => (t.file === null ? [] : [t.file]))),
         sgioTimeoutMs: o.sgioTimeout,
         maxConnections: o.maxConnections,
       },

@@ -3,12 +3,12 @@ import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
 import { traceSelects, type DaemonOptions } from '../cli/options.js';
+import { createLogging, levelFor, LogFileError, type Logging } from '../log/logger.js';
 import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
 import { resolveGroup, resolveUser } from './accounts.js';
 import { daemonize, reportToParent, takeReadyFd } from './daemonize.js';
-import { createLogger, levelFor } from './logger.js';
 import { systemdNotifier } from './notify.js';
 import { createPidfile, removePidfile, type Pidfile } from './pidfile.js';
 import { CAP_SYS_RAWIO, dropPrivileges, type PrivilegeTarget } from './privileges.js';
@@ -134,6 +134,12 @@ async function startUp(options: DaemonOptions): Promise<Started> {
   }
 }
 
+/** -d detaches from stderr: say where the log goes instead. */
+function backgroundLogNote(options: DaemonOptions): string {
+  if (options.logFile !== null) return `its log goes to ${options.logFile}`;
+  return 'its log is discarded (stderr is /dev/null): give --log-file PATH to keep it';
+}
+
 /**
  * The daemon from start to exit: socket, pidfile, privileges, backend, serve
  * until a stop signal, drain, clean up. Returns the exit status.
@@ -141,10 +147,26 @@ async function startUp(options: DaemonOptions): Promise<Started> {
 export async function runDaemon(options: DaemonOptions, createBackend: BackendFactory = defaultBackend): Promise<number> {
   const notify = systemdNotifier();
   const ready = takeReadyFd();
-  if (options.daemon && !ready.detached) return daemonize();
+  if (options.daemon && !ready.detached) {
+    const code = await daemonize();
+    if (code === 0) process.stderr.write(`pr-helper: running in the background; ${backgroundLogNote(options)}\n`);
+    return code;
+  }
   const readyFd = ready.fd;
-  const tracesRequests = options.trace.some((spec) => traceSelects(spec, 'pr_helper_request'));
-  const log = createLogger({ level: levelFor(tracesRequests ? Math.max(options.verbose, 1) : options.verbose, options.quiet), format: options.logFormat });
+  const tracesRequests = options.trace.some((pattern) => traceSelects(pattern, 'pr_helper_request'));
+  const level = levelFor(tracesRequests ? Math.max(options.verbose, 1) : options.verbose, options.quiet);
+  let logging: Logging;
+  try {
+    logging = createLogging({ level, format: options.logFormat, file: options.logFile });
+  } catch (err) {
+    if (!(err instanceof LogFileError)) throw err;
+    reportToParent(readyFd, { ok: false, message: err.message });
+    process.stderr.write(`pr-helper: ${err.message}\n`);
+    return 1;
+  }
+  const log = logging.log;
+  // SIGHUP stops the daemon like the original, so log rotation uses SIGUSR2.
+  process.on('SIGUSR2', () => logging.reopen());
   const stopped = stopSignals(log);
 
   let started: Started | null = null;
@@ -171,6 +193,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     log,
     access: { allowUids: options.allowUids, allowGids: options.allowGids },
     maxConnections: options.maxConnections,
+    repeated: logging.repeated,
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
@@ -191,6 +214,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     if (failure) log.warn({ pidfile: pidfile.path, err: failure }, 'Failed to remove pid file');
   }
   await backend.close();
+  logging.repeated.flush();
   log.info('stopped');
   return 0;
 }

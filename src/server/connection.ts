@@ -2,6 +2,7 @@ import { closeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
+import type { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
@@ -15,6 +16,8 @@ export interface ConnectionContext {
   readonly backend: Backend;
   /** False once the daemon stops: no new request is read (pr-helper-protocol.md 2.1). */
   readonly accepting: () => boolean;
+  /** Lines a peer can cause again and again go through this rate limit. */
+  readonly repeated: RepeatedLines;
 }
 
 /**
@@ -49,10 +52,8 @@ export class Connection {
       this.log.error({ err }, 'connection failed');
     } finally {
       this.stream.close();
-      this.log.info(
-        { requests: this.requests, ms: Number(process.hrtime.bigint() - opened) / 1e6, end },
-        'connection closed',
-      );
+      const ms = Number(process.hrtime.bigint() - opened) / 1e6;
+      this.ctx.repeated.write(this.log, 'info', this.peer, { requests: this.requests, ms, end }, 'connection closed');
     }
   }
 
@@ -79,7 +80,7 @@ export class Connection {
       try {
         await this.stream.write(reply);
       } catch (err) {
-        if (!this.stream.isClosed) this.log.warn({ err }, 'Unable to write to socket');
+        if (!this.stream.isClosed) this.ctx.repeated.write(this.log, 'warn', this.peer, { err }, 'Unable to write to socket');
         return 'reply could not be written';
       }
       // A client sends its next request after reading this reply, so a read
@@ -114,7 +115,7 @@ export class Connection {
   private dropped(reason: CloseReason | null, detail?: Record<string, unknown>): string {
     if (!reason) return 'closed by the daemon';
     if (this.stream.error) detail = { ...detail, err: this.stream.error };
-    if (reason.message) this.log.warn({ reason: reason.code, ...detail }, reason.message);
+    if (reason.message) this.ctx.repeated.write(this.log, 'warn', this.peer, { reason: reason.code, ...detail }, reason.message);
     else this.log.debug({ reason: reason.code, ...detail }, 'dropping connection');
     return reason.code;
   }

@@ -2,6 +2,7 @@ import { closeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { FdStream } from '../io/fd-stream.js';
+import { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
 import { Connection } from './connection.js';
 
@@ -18,6 +19,8 @@ export interface ServerOptions {
   readonly access?: AccessPolicy;
   /** Connections beyond this are closed right after accept, with a log line. */
   readonly maxConnections?: number;
+  /** Rate limit for lines a peer can repeat; by default one of its own on `log`. */
+  readonly repeated?: RepeatedLines;
 }
 
 const ACCEPT_RETRY_MS = 250;
@@ -33,8 +36,11 @@ export class HelperServer {
   private acceptRetry: NodeJS.Timeout | null = null;
   private accepting = false;
   private nextId = 1;
+  private readonly repeated: RepeatedLines;
 
-  constructor(private readonly options: ServerOptions) {}
+  constructor(private readonly options: ServerOptions) {
+    this.repeated = options.repeated ?? new RepeatedLines(options.log);
+  }
 
   get connectionCount(): number {
     return this.connections.size;
@@ -93,18 +99,23 @@ export class HelperServer {
     const id = this.nextId++;
     const log = this.options.log.child({ conn: id });
     if (!this.allowed(peer)) {
-      log.warn({ peer }, 'peer not in the allow list; connection closed');
+      this.repeated.write(log, 'warn', peer, { peer }, 'peer not in the allow list; connection closed');
       closeSync(fd);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== undefined && this.connections.size >= max) {
-      log.warn({ peer, max }, 'connection limit reached; connection closed');
+      this.repeated.write(log, 'warn', peer, { peer, max }, 'connection limit reached; connection closed');
       closeSync(fd);
       return;
     }
-    log.info({ peer }, 'connection opened');
-    const conn = new Connection(new FdStream(fd), peer, { backend: this.options.backend, accepting: () => this.accepting }, log);
+    this.repeated.write(log, 'info', peer, { peer }, 'connection opened');
+    const conn = new Connection(
+      new FdStream(fd),
+      peer,
+      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated },
+      log,
+    );
     this.connections.add(conn);
     const done: Promise<void> = conn.run().finally(() => {
       this.connections.delete(conn);

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,13 +15,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const asRoot = process.getuid!() === 0;
 
 function runCli(args: string[], env: Record<string, string> = {}): { status: number; stdout: string; stderr: string } {
-  try {
-    const stdout = execFileSync(process.execPath, [DAEMON_ENTRY, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return { status: 0, stdout, stderr: '' };
-  } catch (err) {
-    const e = err as { status: number; stdout: string; stderr: string };
-    return { status: e.status, stdout: e.stdout, stderr: e.stderr };
-  }
+  const run = spawnSync(process.execPath, [DAEMON_ENTRY, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { status: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
 }
 
 /** Capability and uid lines of every thread of `pid`, the main thread (tid = pid) first. */
@@ -113,13 +108,19 @@ describe('start-up, privileges and shutdown', () => {
     const socket = join(dir, 'detached.sock');
     const pidfile = join(dir, 'detached.pid');
     const ok = runCli(['-d', '-k', socket, '-f', pidfile, '--simulate']);
-    expect(ok).toMatchObject({ status: 0, stderr: '' });
+    // Its stderr is /dev/null from now on: the parent says so.
+    expect(ok).toMatchObject({ status: 0, stderr: 'pr-helper: running in the background; its log is discarded (stderr is /dev/null): give --log-file PATH to keep it\n' });
     const pid = Number(readFileSync(pidfile, 'utf8'));
     const client = await HelperClient.connect(socket);
     client.close();
     process.kill(pid, 'SIGTERM');
     for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
     expect(existsSync(socket)).toBe(false);
+
+    const logged = runCli(['-d', '-k', join(dir, 'detached-log.sock'), '-f', `${pidfile}2`, '--simulate', '--log-file', join(dir, 'detached.log')]);
+    expect(logged).toMatchObject({ status: 0, stderr: `pr-helper: running in the background; its log goes to ${join(dir, 'detached.log')}\n` });
+    expect(readFileSync(join(dir, 'detached.log'), 'utf8')).toContain('"msg":"accepting connections"');
+    process.kill(Number(readFileSync(`${pidfile}2`, 'utf8')), 'SIGTERM');
 
     const bad = runCli(['-d', '-k', join(dir, 'bad.sock'), '--simulate', join(dir, 'missing.json')]);
     expect(bad.status).toBe(1);

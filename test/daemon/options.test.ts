@@ -54,13 +54,31 @@ describe('-T', () => {
 
   it.each([
     ['pr_helper_request', true],
-    ['enable=pr_helper_*', true],
+    ['pr_helper_*', true],
     ['*', true],
     ['pr_helper_connection', false],
-    ['events=/tmp/list', false],
     ['qio_channel_*', false],
-  ])('%s selects pr_helper_request: %s', async (spec, selected) => {
+  ])('pattern %s selects pr_helper_request: %s', async (pattern, selected) => {
     const { traceSelects } = await import('../../src/cli/options.js');
-    expect(traceSelects(spec, 'pr_helper_request')).toBe(selected);
+    expect(traceSelects(pattern, 'pr_helper_request')).toBe(selected);
+  });
+
+  it("reads QEMU's -T keys: enable= and bare patterns select, file= is the log file", () => {
+    expect(parse('-T', 'enable=pr_helper_request', '-T', 'pr_helper_connection,file=/var/log/pr.log')).toMatchObject({
+      kind: 'run',
+      options: { trace: ['pr_helper_request', 'pr_helper_connection'], logFile: '/var/log/pr.log' },
+    });
+    expect(parse('-T', 'file=/var/log/pr.log', '--log-file', '/var/log/pr.log')).toMatchObject({ options: { trace: [], logFile: '/var/log/pr.log' } });
+    expect(parse()).toMatchObject({ options: { logFile: null, logFormat: null } });
+  });
+
+  it.each([
+    [['-T', 'events=/etc/events'], "pr-helper: -T events=/etc/events: events= is not supported; give the event patterns with -T PATTERN ('-T help' lists them)\n"],
+    [['-T', 'pr_*,backend=log'], "pr-helper: -T pr_*,backend=log: unknown key 'backend' (QEMU's keys are enable=, events= and file=)\n"],
+    [['-T', 'file='], 'pr-helper: -T file=: file= needs a path\n'],
+    [['-T', 'file=/a.log', '--log-file', '/b.log'], "pr-helper: one log file only, got '/b.log' and '/a.log' (--log-file, -T file=)\n"],
+    [['--log-file', 'pr.log'], "pr-helper: log file path must be absolute, got 'pr.log'\n"],
+  ])('refuses %j with one clear line', (argv, stderr) => {
+    expect(parse(...argv)).toEqual({ kind: 'exit', code: 1, stderr });
   });
 });

@@ -35,6 +35,8 @@ export interface StartOptions {
   /** Resolve once the process has exited instead of waiting for the socket. */
   expectExit?: boolean;
   timeoutMs?: number;
+  /** A descriptor to give the daemon as its stderr (a FIFO, a file) instead of a pipe read by this process; stderr() is then ''. */
+  stderrFd?: number;
 }
 
 /**
@@ -66,10 +68,10 @@ async function answersHandshake(path: string): Promise<boolean> {
 
 /** Starts `command args`, resolving once `socket` accepts connections (or the process exits). */
 export async function startProcess(command: string, args: string[], socket: string, options: StartOptions = {}): Promise<RunningDaemon> {
-  const proc = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', options.stderrFd ?? 'pipe'] });
   let err = '';
   let out = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));
   let done = false;
