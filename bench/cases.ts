@@ -10,7 +10,7 @@ import { nowMs, sleep } from './clock.js';
 import { startDaemon, type Daemon, type DaemonKind } from './daemons.js';
 import type { LoadPool } from './load/pool.js';
 import type { WorkloadName } from './load/workloads.js';
-import { cpuTimeUs, fdCount, rssMb } from './procfs.js';
+import { cpuTimeUs, fdCount, privateDirtyMb, rssMb, threadCount } from './procfs.js';
 import { percentile } from './stats.js';
 
 export interface Timing {
@@ -170,6 +170,9 @@ export interface SoakFigures {
   readonly fdsIdle: number;
   /** Once every client has disconnected. */
   readonly fdsEnd: number;
+  /** Private_Dirty and threads once idle again after the run. */
+  readonly privateEndMb: number;
+  readonly threadsEnd: number;
 }
 
 /**
@@ -222,6 +225,8 @@ export async function measureSoak(
       rssCheckpointsMb,
       fdsIdle,
       fdsEnd: fdCount(daemon.pid),
+      privateEndMb: privateDirtyMb(daemon.pid),
+      threadsEnd: threadCount(daemon.pid),
     };
   } finally {
     await daemon.stop();

@@ -55,7 +55,11 @@ function command(kind: DaemonKind, socket: string, options: StartOptions): [stri
   if (kind === 'ours') {
     // -q: errors only, which is what the original logs without -v.
     const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, '-q', ...args];
-    return options.unprivileged ? [SETPRIV, [...NOBODY, ...node]] : [node[0]!, node.slice(1)];
+    if (options.unprivileged) return [SETPRIV, [...NOBODY, ...node]];
+    // The daemon notifies only the systemd that started it, which sets
+    // SYSTEMD_EXEC_PID to the service's pid: $$ of a shell that then execs.
+    if (options.notify) return ['/bin/sh', ['-c', 'SYSTEMD_EXEC_PID=$$ exec "$@"', 'sh', ...node]];
+    return [node[0]!, node.slice(1)];
   }
   return [QEMU_PR_HELPER, ['-k', socket, ...args]];
 }

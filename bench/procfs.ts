@@ -27,6 +27,13 @@ export function rssMb(pid: number): number {
   return statusField(pid, 'VmRSS') / 1024;
 }
 
+/** Private_Dirty of /proc/PID/smaps_rollup in MB: what this process alone costs in memory. */
+export function privateDirtyMb(pid: number): number {
+  const match = /^Private_Dirty:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  if (!match) throw new Error(`/proc/${pid}/smaps_rollup has no Private_Dirty`);
+  return Number(match[1]) / 1024;
+}
+
 export function threadCount(pid: number): number {
   return statusField(pid, 'Threads');
 }

@@ -49,10 +49,12 @@ export const METRICS: readonly MetricDef[] = [
   m('isolation.blocked', ISO, 'slow commands pending through the window', 'count', 0),
   m('startup.accept', START, 'spawn to handshake answered', 'ms', 1),
   m('startup.ready', START, 'spawn to READY=1 on NOTIFY_SOCKET', 'ms', 1, false),
-  m('startup.unprivileged', START, '  same, as uid 65534 (no re-exec), --simulate', 'ms', 1, false),
+  m('startup.unprivileged', START, '  same, as uid 65534 (no privilege drop), --simulate', 'ms', 1, false),
   m('startup.nodeFloor', START, '  floor: bare node to first statement', 'ms', 1, false),
   m('idle.rss', START, 'idle RSS (VmRSS)', 'MB', 1),
   m('idle.rssNodeFloor', START, '  floor: bare idle node', 'MB', 1, false),
+  m('idle.private', START, 'idle private memory (Private_Dirty)', 'MB', 1),
+  m('idle.threads', START, 'idle threads', 'count', 0),
   m('soak.requests', SOAK, 'requests served', 'count', 0),
   m('soak.rssWarm', SOAK, 'RSS after the first tenth', 'MB', 1),
   m('soak.rssEnd', SOAK, 'RSS at the end', 'MB', 1),
@@ -60,6 +62,8 @@ export const METRICS: readonly MetricDef[] = [
   m('soak.rssGrowthCapped', SOAK, '  same, V8 semi-space capped at 2 MB', 'MB', 1, false),
   m('soak.fdsIdle', SOAK, 'descriptors before', 'count', 0),
   m('soak.fdsEnd', SOAK, 'descriptors after (clients gone)', 'count', 0),
+  m('soak.privateEnd', SOAK, 'private memory after the run (Private_Dirty)', 'MB', 1),
+  m('soak.threadsEnd', SOAK, 'threads after the run', 'count', 0),
 ];
 
 export class Collected {
@@ -115,6 +119,10 @@ export function evaluateGoals(c: Collected): GoalResult[] {
   const accept = ours('startup.accept');
   const ready = ours('startup.ready');
   const rss = ours('idle.rss');
+  const floor = ours('startup.nodeFloor');
+  const startRatio = accept === null || floor === null ? null : accept / floor;
+  const privateEnd = ours('soak.privateEnd');
+  const threadsEnd = ours('soak.threadsEnd');
   const growth = ours('soak.rssGrowth');
   const growthCapped = ours('soak.rssGrowthCapped');
   const fdsIdle = ours('soak.fdsIdle');
@@ -129,7 +137,10 @@ export function evaluateGoals(c: Collected): GoalResult[] {
     check('isolation: healthy max < 5 ms', isoMax, `${fmt(isoMax === null ? null : isoMax / 1000, 2)} ms`, (v) => v < 5000),
     check('start-up to handshake <= 150 ms', accept, `${fmt(accept, 1)} ms`, (v) => v <= 150),
     check('start-up to READY=1 <= 150 ms', ready, `${fmt(ready, 1)} ms`, (v) => v <= 150),
+    check('start-up to handshake <= 2.5x bare node', startRatio, `${fmt(startRatio, 2)}x`, (v) => v <= 2.5),
     check('idle RSS <= 45 MB', rss, `${fmt(rss, 1)} MB`, (v) => v <= 45),
+    check('private memory after the long run <= 12 MB', privateEnd, `${fmt(privateEnd, 1)} MB`, (v) => v <= 12),
+    check('threads after the long run <= 8', threadsEnd, `${fmt(threadsEnd, 0)}`, (v) => v <= 8),
     check('no RSS growth over the long run (< 5 MB)', growth, `${fmt(growth, 1)} MB`, (v) => v < 5),
     check('  same, young generation capped (leak check)', growthCapped, `${fmt(growthCapped, 1)} MB`, (v) => v < 5),
     check('no descriptor growth over the long run', fdGrowth, `${fmt(fdGrowth, 0)}`, (v) => v <= 0),

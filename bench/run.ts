@@ -17,7 +17,7 @@ import { createSimulatedDisk, devNullCase, measureIsolation, measureLoad, measur
 import { measureNodeFloor, PYTHON, SETPRIV, startDaemon, type Daemon, type DaemonKind } from './daemons.js';
 import { LoadPool } from './load/pool.js';
 import { parseBenchOptions, USAGE, type BenchOptions } from './options.js';
-import { rssMb } from './procfs.js';
+import { privateDirtyMb, rssMb, threadCount } from './procfs.js';
 import { Collected, evaluateGoals, metricsJson, renderTable } from './report.js';
 
 function progress(text: string): void {
@@ -77,6 +77,8 @@ async function devNullSection({ o, pool, dir, c, label, order }: Context, rep: n
       await sleep(o.settleMs);
       const rss = rssMb(s.daemon.pid);
       c.add('idle.rss', kind, rss);
+      c.add('idle.private', kind, privateDirtyMb(s.daemon.pid));
+      c.add('idle.threads', kind, threadCount(s.daemon.pid));
       progress(`${label} start-up ${kind}: handshake ${s.acceptMs.toFixed(1)} ms, READY=1 ${s.readyMs === null ? 'none' : `${s.readyMs.toFixed(1)} ms`}, idle RSS ${rss.toFixed(1)} MB`);
     }
     for (const clients of [1, 16, 64]) {
@@ -183,6 +185,8 @@ async function soak(o: BenchOptions, kinds: DaemonKind[], pool: LoadPool, dir: s
     c.add('soak.rssGrowth', kind, f.rssEndMb - f.rssWarmMb);
     c.add('soak.fdsIdle', kind, f.fdsIdle);
     c.add('soak.fdsEnd', kind, f.fdsEnd);
+    c.add('soak.privateEnd', kind, f.privateEndMb);
+    c.add('soak.threadsEnd', kind, f.threadsEnd);
     progress(
       `long run ${kind}: ${fmtK(f.requests)} requests in ${((nowMs() - started) / 1000).toFixed(1)} s; RSS idle ${f.rssIdleMb.toFixed(1)} MB, ` +
         `after each tenth ${f.rssCheckpointsMb.map((r) => r.toFixed(1)).join(' ')} MB; fds ${f.fdsIdle} -> ${f.fdsEnd}`,
