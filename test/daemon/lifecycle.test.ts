@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { DAEMON_ENTRY, requireTool, startDaemon, startProcess } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-life-'));
 chmodSync(dir, 0o777);
@@ -97,7 +98,7 @@ describe('start-up, privileges and shutdown', () => {
     const client = await HelperClient.connect(socket);
     client.close();
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !existsSync(socket), 2000, 20);
     expect(existsSync(socket)).toBe(false);
 
     const bad = runCli(['-d', '-k', join(dir, 'bad.sock'), '--simulate', join(dir, 'missing.json')]);
@@ -145,7 +146,7 @@ describe('systemd', () => {
   it.skipIf(!haveActivate)('refuses -k together with socket activation, like the original', async () => {
     const socket = join(dir, 'activated-k.sock');
     const running = startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, process.execPath, DAEMON_ENTRY, '--simulate', '-k', join(dir, 'other.sock')], socket, { expectExit: true });
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => existsSync(socket), 2000, 20);
     // systemd-socket-activate starts the daemon on the first connection.
     const peer = spawn('/usr/bin/python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(socket)}); s.recv(4)`]);
     await new Promise((resolve) => peer.on('exit', resolve));
