@@ -8,8 +8,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FdStream } from '../src/io/fd-stream.js';
 import * as native from '../src/native/binding.js';
-import { QEMU_PR_HELPER } from '../test/helpers/daemon.js';
-import { DAEMON_ENTRY } from './paths.js';
+import { DAEMON_ENTRY, QEMU_PR_HELPER } from '../test/helpers/daemon.js';
 import { nowMs, sleep } from './clock.js';
 
 export type DaemonKind = 'ours' | 'original';

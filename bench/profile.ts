@@ -7,11 +7,11 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { REPO_ROOT } from '../test/helpers/repo-root.js';
 import { nowMs } from './clock.js';
 import { createSimulatedDisk, devNullCase, measureLoad, simulatedCase } from './cases.js';
 import { startDaemon } from './daemons.js';
 import { LoadPool } from './load/pool.js';
-import { REPO_ROOT } from './paths.js';
 
 interface ProfileNode {
   id: number;

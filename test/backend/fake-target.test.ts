@@ -12,6 +12,7 @@ import {
   fakeProbePath,
   fakeTargetEnv,
 } from '../helpers/fake-target.js';
+import { waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 
@@ -272,8 +273,7 @@ describe('fake SCSI target (LD_PRELOAD)', () => {
     const dev = new FakeDevice(dir, 'hung');
     dev.script([{ delayMs: 2000 }]);
     const pending = one(dev.path);
-    const deadline = Date.now() + 1800;
-    while (dev.calls().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => dev.calls().length > 0, 1800, 20);
     expect(dev.calls()).toHaveLength(1);
     expect((await pending).ret).toBe(0);
   });

@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HelperClient, type Reply } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../src/client/pr-commands.js';
-import { REPO_ROOT, startProcess, type RunningDaemon } from '../helpers/daemon.js';
+import { startProcess, type RunningDaemon } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { settledFdCount } from '../helpers/fds.js';
+import { sleep } from '../helpers/wait.js';
 
 const ENTRY = join(REPO_ROOT, 'dist/test/e2e/tools/multipath-fake-daemon.js');
 const isRoot = process.getuid?.() === 0;
@@ -162,7 +164,7 @@ describe.skipIf(!isRoot)('multipath through the socket (LD_PRELOAD fake target)'
   it('a hung path delays only its own request: other clients and other devices are answered meanwhile', async () => {
     rig.sdb.script([{ delayMs: 2500 }]);
     const slow = send(rig, rig.map, prOutCdb(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, 0, 24), basicParams({ saKey: 0xaan }));
-    await new Promise((r) => setTimeout(r, 200)); // the fan-out is now waiting for sdb
+    await sleep(200); // the fan-out is now waiting for sdb
     rig.plain.script([{ data: KEYS_DATA }]);
     const other = await send(rig, rig.plain.path, prInCdb(PrInAction.READ_KEYS, 256));
     rig.sda.script([{ data: KEYS_DATA }]);

@@ -20,6 +20,7 @@ import type { SgioResult } from '../../src/native/binding.js';
 import type { CommandResult } from '../../src/protocol/response.js';
 import { PrEngine, type Nexus } from '../../src/sim/pr-engine.js';
 import { encodeTransportId, parseInitiatorName } from '../../src/sim/transport-id.js';
+import { sleep } from '../helpers/wait.js';
 
 const GOOD = 0x00;
 const CHECK = 0x02;
@@ -117,7 +118,7 @@ class FakeSan {
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       const fault = this.faults.get(path) ?? {};
-      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+      if (fault.delayMs) await sleep(fault.delayMs);
       const sense = Buffer.alloc(96);
       const base = { errno: 0, status: 0, maskedStatus: 0, hostStatus: 0, driverStatus: 0, resid: 0, senseLength: 0, sense, durationNs: 0 };
       const inData = typeof data === 'number' ? Buffer.alloc(data) : undefined;
@@ -703,7 +704,7 @@ describe('concurrency', () => {
     h.san.faults.set('sda', { delayMs: 300 });
     const order: string[] = [];
     const first = h.send('dm-0', prOut(R_IEK, 0, 0n, KA)).then(() => order.push('first out'));
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     const second = h.send('dm-0', prOut(R_IEK, 0, 0n, KA2)).then(() => order.push('second out'));
     const t0 = Date.now();
     h.tree.setState('sda', 'offline'); // PR IN of this map avoids the slow path

@@ -13,6 +13,7 @@ import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv, type FakeResponse } from '../helpers/fake-target.js';
 import { settledFdCount } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { waitFor } from '../helpers/wait.js';
 
 // ---------------------------------------------------------------------------
 // Expected bytes, written out from the spec
@@ -135,11 +136,7 @@ async function send(
 
 /** Polls a condition (no fixed sleeps): resolves once it holds, fails after the deadline. */
 async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  if (!(await waitFor(cond, timeoutMs, 5))) throw new Error(`timed out waiting for ${what}`);
 }
 
 /** The daemon's stderr as parsed JSON lines (default verbosity, --log-format json). */

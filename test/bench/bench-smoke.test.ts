@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SETPRIV, PYTHON } from '../../bench/daemons.js';
 import { METRICS, type MetricJson } from '../../bench/report.js';
-import { QEMU_PR_HELPER, REPO_ROOT, requireTool } from '../helpers/daemon.js';
+import { QEMU_PR_HELPER, requireTool } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
 /*
  * `npm run bench -- --quick` end to end: every metric is there and is a

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { permissionHint, socketWriteAccess } from '../../src/cli/check-command.js';
 import * as native from '../../src/native/binding.js';
 import { DAEMON_ENTRY, requireTool, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface CliResult {
   code: number | null;
@@ -186,8 +187,7 @@ describe('pr-helper check failures before the helper', () => {
     // Not startDaemon: it waits for a handshake, which this daemon never sends us.
     const proc = spawn(process.execPath, [DAEMON_ENTRY, '-k', socket, '--simulate', config, '--allow-uid', '4242'], { stdio: 'ignore' });
     try {
-      const deadline = Date.now() + 10_000;
-      while (!existsSync(socket) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => existsSync(socket), 10_000, 20);
       const r = await runCli(['check', '--socket', socket]);
       expect(r.code).toBe(1);
       expect(lines(r.stdout).at(-1)).toBe(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { DAEMON_ENTRY, requireTool, startDaemon, startProcess } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** PERSISTENT RESERVE IN, READ KEYS, allocation length 8. */
 const READ_KEYS_CDB = Uint8Array.from([0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
@@ -114,7 +115,7 @@ describe('start-up, privileges and shutdown', () => {
     const client = await HelperClient.connect(socket);
     client.close();
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 100 && existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !existsSync(socket), 2000, 20);
     expect(existsSync(socket)).toBe(false);
 
     const logged = runCli(['-d', '-k', join(dir, 'detached-log.sock'), '-f', `${pidfile}2`, '--simulate', '--log-file', join(dir, 'detached.log')]);
@@ -167,7 +168,7 @@ describe('systemd', () => {
   it.skipIf(!haveActivate)('refuses -k together with socket activation, like the original', async () => {
     const socket = join(dir, 'activated-k.sock');
     const running = startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, process.execPath, DAEMON_ENTRY, '--simulate', '-k', join(dir, 'other.sock')], socket, { expectExit: true });
-    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => existsSync(socket), 2000, 20);
     // systemd-socket-activate starts the daemon on the first connection.
     const peer = spawn('/usr/bin/python3', ['-c', `import socket; s=socket.socket(socket.AF_UNIX); s.connect(${JSON.stringify(socket)}); s.recv(4)`]);
     await new Promise((resolve) => peer.on('exit', resolve));

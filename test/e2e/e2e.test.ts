@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, QEMU_PR_HELPER, REPO_ROOT, requireTool } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, QEMU_PR_HELPER, requireTool } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*

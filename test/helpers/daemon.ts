@@ -1,22 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as native from '../../src/native/binding.js';
+import { REPO_ROOT } from './repo-root.js';
+import { sleep } from './wait.js';
 
-/** The package root, whether this file runs from test/ (vitest) or dist/test/ (npm run fuzz). */
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above test/helpers');
-    dir = parent;
-  }
-  return dir;
-}
-
-export const REPO_ROOT = findRepoRoot();
-export const DAEMON_ENTRY = join(REPO_ROOT, 'dist/src/cli/main.js');
+/**
+ * Our compiled daemon (npm test compiles first). PR_HELPER_ENTRY points long
+ * runs at a private snapshot of dist/ (others recompile the shared tree while
+ * they work).
+ */
+export const DAEMON_ENTRY = process.env.PR_HELPER_ENTRY ?? join(REPO_ROOT, 'dist/src/cli/main.js');
 export const QEMU_PR_HELPER = '/usr/bin/qemu-pr-helper';
 
 export interface RunningDaemon {
@@ -56,7 +50,7 @@ async function answersHandshake(path: string): Promise<boolean> {
     for (let i = 0; i < 50; i++) {
       const got = native.recvmsg(fd, buf, 0, 4);
       if (got) return got.bytes > 0;
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     return false;
   } catch {
@@ -66,7 +60,20 @@ async function answersHandshake(path: string): Promise<boolean> {
   }
 }
 
-/** Starts `command args`, resolving once `socket` accepts connections (or the process exits). */
+const started = new Set<RunningDaemon>();
+
+/** SIGKILL for a daemon that is still running (cleanup after a failed assertion). */
+export function killIfRunning(d: RunningDaemon | null | undefined): void {
+  if (d && d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
+}
+
+// A failing test must not leave daemons behind: they would outlive the test worker.
+process.on('exit', () => started.forEach(killIfRunning));
+
+/**
+ * Starts `command args`, resolving once `socket` accepts connections (or the
+ * process exits). The process is killed when this process exits, whatever happened.
+ */
 export async function startProcess(command: string, args: string[], socket: string, options: StartOptions = {}): Promise<RunningDaemon> {
   const proc = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', options.stderrFd ?? 'pipe'] });
   let err = '';
@@ -87,6 +94,8 @@ export async function startProcess(command: string, args: string[], socket: stri
       return exited;
     },
   };
+  started.add(daemon);
+  void exited.then(() => started.delete(daemon));
   if (options.expectExit) {
     await exited;
     return daemon;
@@ -98,12 +107,12 @@ export async function startProcess(command: string, args: string[], socket: stri
       proc.kill('SIGKILL');
       throw new Error(`${command} did not listen on ${socket} in time: ${err}`);
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return daemon;
 }
 
-/** Our daemon, from the compiled tree (npm test compiles first). */
+/** Our daemon (DAEMON_ENTRY) on `socket`. */
 export function startDaemon(socket: string, args: string[] = [], options: StartOptions = {}): Promise<RunningDaemon> {
   if (!existsSync(DAEMON_ENTRY)) throw new Error(`${DAEMON_ENTRY} missing: run \`npm run build\` (npm test does)`);
   return startProcess(process.execPath, [DAEMON_ENTRY, '-k', socket, ...args], socket, options);

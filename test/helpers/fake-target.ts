@@ -13,8 +13,8 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { REPO_ROOT } from './repo-root.js';
 
 /** One scripted answer. Omitted fields: GOOD, no sense, resid = dxfer_len - data.length for reads (else 0). */
 export interface FakeResponse {
@@ -59,25 +59,13 @@ export interface RecordedCall {
   error?: string;
 }
 
-function findRepoRoot(): string {
-  // Walk up rather than assume a depth: this file may also run from dist/.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'test', 'fake-target', 'build.sh'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('fake-target: cannot find test/fake-target/build.sh');
-    dir = parent;
-  }
-}
-
-const repoRoot = findRepoRoot();
-const buildDir = join(repoRoot, 'build', 'fake-target');
+const buildDir = join(REPO_ROOT, 'build', 'fake-target');
 let built: string | undefined;
 
 /** Builds fake-sg.so and probe if needed (build.sh is idempotent); returns the .so path. */
 export function ensureFakeTargetBuilt(): string {
   if (built === undefined) {
-    execFileSync('sh', [join(repoRoot, 'test', 'fake-target', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('sh', [join(REPO_ROOT, 'test', 'fake-target', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
     built = join(buildDir, 'fake-sg.so');
   }
   return built;

@@ -1,4 +1,5 @@
 import { readdirSync } from 'node:fs';
+import { sleep } from './wait.js';
 
 /** Number of descriptors open in this process, or in another one by pid. */
 export function countOpenFds(pid: number | 'self' = 'self'): number {
@@ -9,7 +10,7 @@ export function countOpenFds(pid: number | 'self' = 'self'): number {
 export async function settledFdCount(pid: number, target?: number): Promise<number> {
   let last = countOpenFds(pid);
   for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     const now = countOpenFds(pid);
     stable = now === last || now === target ? stable + 1 : 0;
     last = now;

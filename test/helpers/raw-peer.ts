@@ -1,6 +1,7 @@
 import { closeSync } from 'node:fs';
 import { FdStream } from '../../src/io/fd-stream.js';
 import * as native from '../../src/native/binding.js';
+import { sleep, waitFor } from './wait.js';
 
 /** What a client saw: every byte until the server closed, or until the deadline. */
 export interface Observation {
@@ -40,16 +41,13 @@ export class RawPeer {
 
   /** Resolves once at least `length` bytes have arrived (or the server closed). */
   async waitForBytes(length: number, timeoutMs = 5000): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.received().length < length && !this.ended && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await waitFor(() => this.received().length >= length || this.ended, timeoutMs, 2);
     return this.received();
   }
 
   /** Waits for the server to close (bounded), then reports what arrived. */
   async observe(timeoutMs = 5000): Promise<Observation> {
-    await Promise.race([this.reading, new Promise((r) => setTimeout(r, timeoutMs))]);
+    await Promise.race([this.reading, sleep(timeoutMs)]);
     return { received: this.received().toString('hex'), closedByServer: this.ended };
   }
 

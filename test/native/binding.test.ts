@@ -7,6 +7,7 @@ import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as native from '../../src/native/binding.js';
 import { countOpenFds } from '../helpers/fds.js';
+import { sleep } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-native-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -196,7 +197,7 @@ describe('readiness watching', () => {
     expect(seen).toEqual([native.PollEvent.READABLE]);
     native.pollUpdate(handle, 0);
     native.sendmsg(a, Buffer.from('y'), 0, 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(seen).toHaveLength(1);
     next = fired();
     native.pollUpdate(handle, native.PollEvent.READABLE);
@@ -204,7 +205,7 @@ describe('readiness watching', () => {
     expect(seen).toHaveLength(2);
     native.pollClose(handle);
     native.sendmsg(a, Buffer.from('z'), 0, 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(seen).toHaveLength(2);
     closeSync(a);
     closeSync(b);
@@ -221,10 +222,10 @@ describe('readiness watching', () => {
     });
     for (let i = 0; i < 3; i++) {
       gc();
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     native.sendmsg(a, Buffer.from('x'), 0, 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(count).toBe(1);
     closeSync(a);
   });

@@ -7,7 +7,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, REPO_ROOT, requireTool } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, requireTool } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
 const PACKAGING = join(REPO_ROOT, 'packaging');
 const SERVICE = join(PACKAGING, 'pr-helper.service');

@@ -12,8 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../src/client/pr-commands.js';
 import { Prng } from './prng.js';
-import type { RunningDaemon } from '../helpers/daemon.js';
-import { killIfRunning, sleep, startOurs } from './daemons.js';
+import { killIfRunning, type RunningDaemon, startDaemon } from '../helpers/daemon.js';
+import { sleep } from '../helpers/wait.js';
 
 const ITERATIONS = Number(process.env.PR_HELPER_KILL9_ITERATIONS ?? 100);
 const dir = mkdtempSync(join(tmpdir(), 'rel-kill9-'));
@@ -72,7 +72,7 @@ describe('kill -9 during APTPL state writes', () => {
     let current: RunningDaemon | null = null;
     try {
       for (let i = 0; i < ITERATIONS; i++) {
-        const daemon = await startOurs(join(dir, 'h.sock'), ['-q', '--simulate', config]);
+        const daemon = await startDaemon(join(dir, 'h.sock'), ['-q', '--simulate', config]);
         current = daemon;
         const client = await HelperClient.connect(daemon.socket);
         // The restarted daemon reports exactly what the file holds.

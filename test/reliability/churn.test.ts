@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HelperClient, ProtocolError } from '../../src/client/client.js';
 import { prInCdb, PrInAction } from '../../src/client/pr-commands.js';
 import * as native from '../../src/native/binding.js';
-import type { RunningDaemon } from '../helpers/daemon.js';
+import { type RunningDaemon, startDaemon } from '../helpers/daemon.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { settledFdCount } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { sleep, startOurs, waitFor } from './daemons.js';
 import { fdCountBackTo } from './fuzz-harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rel-churn-'));
@@ -56,7 +56,7 @@ describe('connection churn', () => {
 
   beforeAll(async () => {
     ensureFileLimit(4096);
-    daemon = await startOurs(join(dir, 'churn.sock'), ['-q']);
+    daemon = await startDaemon(join(dir, 'churn.sock'), ['-q']);
     await expectServed(daemon.socket);
     baseline = await settledFdCount(daemon.proc.pid!);
   });
@@ -122,7 +122,7 @@ describe('descriptor exhaustion', () => {
   };
 
   it('EMFILE on accept: no busy loop, no log flood, pending clients are served once descriptors free up', async () => {
-    const daemon = await startOurs(join(dir, 'emfile.sock'), ['-q']);
+    const daemon = await startDaemon(join(dir, 'emfile.sock'), ['-q']);
     const pid = daemon.proc.pid!;
     const peers: RawPeer[] = [];
     try {
@@ -165,9 +165,9 @@ describe('descriptor exhaustion', () => {
 
 describe('--max-connections', () => {
   it('closes connection N+1 at once with a log line; existing ones unaffected; capacity returns', async () => {
-    const daemon = await startOurs(join(dir, 'max.sock'), ['--max-connections', '4']);
+    const daemon = await startDaemon(join(dir, 'max.sock'), ['--max-connections', '4']);
     try {
-      // startOurs' readiness probe used one connection; wait until it is gone.
+      // startDaemon's readiness probe used one connection; wait until it is gone.
       await sleep(100);
       const baseline = await settledFdCount(daemon.proc.pid!);
       const clients = await Promise.all(Array.from({ length: 4 }, () => HelperClient.connect(daemon.socket)));

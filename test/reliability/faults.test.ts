@@ -12,11 +12,11 @@ import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../s
 import type { CommandResult } from '../../src/protocol/response.js';
 import { createListenSocket } from '../../src/server/listen-socket.js';
 import { HelperServer } from '../../src/server/server.js';
-import type { RunningDaemon } from '../helpers/daemon.js';
+import { type RunningDaemon, startDaemon } from '../helpers/daemon.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { countOpenFds, settledFdCount } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { sleep, startOurs, waitFor } from './daemons.js';
 import { errorLines, fdCountBackTo } from './fuzz-harness.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -46,7 +46,7 @@ describe('a client that disconnects at every stage', () => {
     slow.script([{ data: KEYS, delayMs: 1500 }]);
     fastFd = openSync(fast.path, constants.O_RDWR);
     slowFd = openSync(slow.path, constants.O_RDWR);
-    daemon = await startOurs(join(sockDir, 'h.sock'), [], { env: fakeTargetEnv(fakeDir) });
+    daemon = await startDaemon(join(sockDir, 'h.sock'), [], { env: fakeTargetEnv(fakeDir) });
     await served();
     baseline = await settledFdCount(daemon.proc.pid!);
   });
@@ -337,7 +337,7 @@ describe('SG_IO that hangs', () => {
     fast.script([{ data: KEYS }]);
     const hungFd = openSync(hung.path, constants.O_RDWR);
     const fastFd = openSync(fast.path, constants.O_RDWR);
-    const daemon = await startOurs(join(sockDir, 'h.sock'), ['-q'], { env: fakeTargetEnv(fakeDir) });
+    const daemon = await startDaemon(join(sockDir, 'h.sock'), ['-q'], { env: fakeTargetEnv(fakeDir) });
     try {
       const stuck = await Promise.all([HelperClient.connect(daemon.socket), HelperClient.connect(daemon.socket)]);
       const pending = stuck.map((c) => c.execute(readKeys(), hungFd));

@@ -12,11 +12,11 @@ import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as native from '../../src/native/binding.js';
-import { QEMU_PR_HELPER, type RunningDaemon } from '../helpers/daemon.js';
-import { startOurs, startTracked } from './daemons.js';
+import { QEMU_PR_HELPER, type RunningDaemon, startDaemon, startProcess } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv, type FakeResponse } from '../helpers/fake-target.js';
 import { countOpenFds } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { sleep } from '../helpers/wait.js';
 import {
   checkReplies,
   generateCase,
@@ -240,10 +240,10 @@ export async function setUpFuzzEnvironment(options: { differential: boolean; soc
   const fake2 = options.differential ? setUpFakeDevices('fuzz-diff-') : null;
   const sim = setUpSimulation();
   const [sgioDaemon, simDaemon, diffOurs, reference] = await Promise.all([
-    startOurs(join(sockDir, 'sgio.sock'), ['-q'], { env: fakeTargetEnv(fake.dir) }),
-    startOurs(join(sockDir, 'sim.sock'), ['-q', '--simulate', sim.config]),
-    fake2 ? startOurs(join(sockDir, 'diff.sock'), ['-q'], { env: fakeTargetEnv(fake2.dir) }) : Promise.resolve(null),
-    fake2 ? startTracked(QEMU_PR_HELPER, ['-k', join(sockDir, 'ref.sock')], join(sockDir, 'ref.sock'), { env: fakeTargetEnv(fake2.dir) }) : Promise.resolve(null),
+    startDaemon(join(sockDir, 'sgio.sock'), ['-q'], { env: fakeTargetEnv(fake.dir) }),
+    startDaemon(join(sockDir, 'sim.sock'), ['-q', '--simulate', sim.config]),
+    fake2 ? startDaemon(join(sockDir, 'diff.sock'), ['-q'], { env: fakeTargetEnv(fake2.dir) }) : Promise.resolve(null),
+    fake2 ? startProcess(QEMU_PR_HELPER, ['-k', join(sockDir, 'ref.sock')], join(sockDir, 'ref.sock'), { env: fakeTargetEnv(fake2.dir) }) : Promise.resolve(null),
   ]);
   const sgioFds = new Map([...plainFds, ...fake.fds]);
   const targets: FuzzTarget[] = [
@@ -402,7 +402,7 @@ export async function fdCountBackTo(pid: number, target: number, timeoutMs = 500
   const deadline = Date.now() + timeoutMs;
   let now = countOpenFds(pid);
   while (now !== target && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
     now = countOpenFds(pid);
   }
   return now;
@@ -548,7 +548,7 @@ export async function warmUp(env: FuzzEnvironment, seed: number): Promise<void> 
   const scratch = newStats();
   for (const t of env.targets) {
     await runBatch(t, { seed: seed ^ 0x5a5a5a5a, firstIndex: 0, count: 40, concurrency: 4 }, scratch);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     t.baselineFds = await settleCount(t.daemon.proc.pid!);
   }
 }
@@ -556,7 +556,7 @@ export async function warmUp(env: FuzzEnvironment, seed: number): Promise<void> 
 async function settleCount(pid: number): Promise<number> {
   let last = countOpenFds(pid);
   for (let stable = 0; stable < 5; ) {
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     const now = countOpenFds(pid);
     stable = now === last ? stable + 1 : 0;
     last = now;

@@ -10,10 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb } from '../../src/client/pr-commands.js';
 import * as native from '../../src/native/binding.js';
-import { requireTool, type RunningDaemon } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, requireTool, type RunningDaemon, startDaemon, startProcess } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
+import { waitFor } from '../helpers/wait.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { ENTRY, ROOT, startOurs, startTracked, waitFor } from './daemons.js';
 
 const asRoot = process.getuid!() === 0;
 const haveTools = requireTool('/usr/bin/setpriv', 'util-linux') && requireTool('/usr/bin/cc', 'gcc') && requireTool('/usr/bin/strace', 'strace');
@@ -27,7 +28,7 @@ const INVALID_OPCODE = '700005000000000a000000002000' + '00000000';
 
 function buildWatcher(): string {
   const out = join(dir, 'socket-watch');
-  if (!existsSync(out)) execFileSync('cc', ['-O2', '-o', out, join(ROOT, 'test/reliability/socket-watch.c')]);
+  if (!existsSync(out)) execFileSync('cc', ['-O2', '-o', out, join(REPO_ROOT, 'test/reliability/socket-watch.c')]);
   return out;
 }
 
@@ -52,7 +53,7 @@ async function watchStarts(mode: string, extra: string[], times: number): Promis
   try {
     for (let i = 0; i < times; i++) {
       // umask 000: a socket created naively (bind, then chmod) would be 0777 for a moment.
-      const daemon = await startTracked('sh', ['-c', 'umask 000; exec "$0" "$@"', process.execPath, ENTRY, '-k', socket, '-q', '--socket-mode', mode, ...extra], socket);
+      const daemon = await startProcess('sh', ['-c', 'umask 000; exec "$0" "$@"', process.execPath, DAEMON_ENTRY, '-k', socket, '-q', '--socket-mode', mode, ...extra], socket);
       expect(await daemon.stop()).toBe(0);
     }
   } finally {
@@ -83,7 +84,7 @@ describe.skipIf(!asRoot || !haveTools)('socket permissions are set atomically', 
   it('--socket-group: the group is applied before listen() (system-call order under strace)', async () => {
     const socket = join(dir, 'strace.sock');
     const trace = join(dir, 'strace.out');
-    const daemon = await startTracked('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=bind,listen,chown,fchownat,lchown,fchown', process.execPath, ENTRY, '-k', socket, '-q', '--simulate', '--socket-mode', '0660', '--socket-group', 'daemon'], socket, { timeoutMs: 30_000 });
+    const daemon = await startProcess('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=bind,listen,chown,fchownat,lchown,fchown', process.execPath, DAEMON_ENTRY, '-k', socket, '-q', '--simulate', '--socket-mode', '0660', '--socket-group', 'daemon'], socket, { timeoutMs: 30_000 });
     // The traced daemon is strace's child: stop it directly (a signal to strace would only detach it).
     const traced = Number(readFileSync(`/proc/${daemon.proc.pid}/task/${daemon.proc.pid}/children`, 'utf8').trim().split(' ')[0]);
     try {
@@ -142,7 +143,7 @@ describe.skipIf(!asRoot || !haveTools)('the allow list', () => {
   });
 
   it('--allow-uid 0: a client of uid 65534 is closed before the handshake and logged; root is served', async () => {
-    daemon = await startOurs(join(dir, 'allow.sock'), ['--simulate', '--socket-mode', '0666', '--allow-uid', '0']);
+    daemon = await startDaemon(join(dir, 'allow.sock'), ['--simulate', '--socket-mode', '0666', '--allow-uid', '0']);
     expect(connectAs(daemon.socket, ['--reuid=65534', '--regid=65534'])).toEqual({ received: '', closed: true });
     expect(await waitFor(() => denials().length === 1)).toBe(true);
     expect(denials()[0]).toMatchObject({ level: 40, peer: { uid: 65534, gid: 65534 } });
@@ -153,7 +154,7 @@ describe.skipIf(!asRoot || !haveTools)('the allow list', () => {
   it('--allow-gid: the primary gid decides; another uid in that group is served, the same uid in another group is not', async () => {
     await daemon.stop();
     // uid 0 stays allowed for the start-up probe.
-    daemon = await startOurs(join(dir, 'allow-gid.sock'), ['--simulate', '--socket-mode', '0666', '--allow-uid', '0', '--allow-gid', '65534']);
+    daemon = await startDaemon(join(dir, 'allow-gid.sock'), ['--simulate', '--socket-mode', '0666', '--allow-uid', '0', '--allow-gid', '65534']);
     expect(connectAs(daemon.socket, ['--reuid=4242', '--regid=65534'])).toEqual({ received: '00000000', closed: true });
     expect(connectAs(daemon.socket, ['--reuid=65534', `--regid=${DAEMON_GID}`])).toEqual({ received: '', closed: true });
     expect(await waitFor(() => denials().length === 1)).toBe(true);
@@ -170,7 +171,7 @@ describe('what may reach SG_IO', () => {
   beforeAll(async () => {
     fakeDir = createFakeTargetDir('rel-sec-fake-');
     dev = new FakeDevice(fakeDir, 'disk');
-    daemon = await startOurs(join(dir, 'sgio.sock'), ['-q'], { env: fakeTargetEnv(fakeDir) });
+    daemon = await startDaemon(join(dir, 'sgio.sock'), ['-q'], { env: fakeTargetEnv(fakeDir) });
   });
 
   afterAll(async () => {

@@ -11,8 +11,8 @@ import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../s
 import * as native from '../../src/native/binding.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { RawPeer } from '../helpers/raw-peer.js';
-import { QEMU_PR_HELPER, type RunningDaemon } from '../helpers/daemon.js';
-import { killIfRunning, sleep, startOurs, startTracked, waitFor } from './daemons.js';
+import { killIfRunning, QEMU_PR_HELPER, type RunningDaemon, startDaemon, startProcess } from '../helpers/daemon.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const KEYS = hex('00000001 00000008 0000000000001122');
@@ -67,7 +67,7 @@ describe('stop signals with commands in flight', () => {
       slow.script([{ data: KEYS, delayMs: 800 }]);
       slow.clearCalls();
       const socket = join(sockDir, `${signal}.sock`);
-      const daemon = started(await startOurs(socket, [], { env: fakeTargetEnv(fakeDir) }));
+      const daemon = started(await startDaemon(socket, [], { env: fakeTargetEnv(fakeDir) }));
 
       const inQueue = await HelperClient.connect(socket);
       const outQueue = await HelperClient.connect(socket);
@@ -124,7 +124,7 @@ describe('stop signals with commands in flight', () => {
       slow.clearCalls();
       const socket = join(sockDir, `twice-${who}.sock`);
       const env = { env: fakeTargetEnv(fakeDir) };
-      const daemon = started(who === 'pr-helper' ? await startOurs(socket, ['-q'], env) : await startTracked(QEMU_PR_HELPER, ['-k', socket], socket, env));
+      const daemon = started(who === 'pr-helper' ? await startDaemon(socket, ['-q'], env) : await startProcess(QEMU_PR_HELPER, ['-k', socket], socket, env));
       const client = await HelperClient.connect(socket);
       const reply = client.execute(readKeys, slowFd);
       expect(await waitFor(() => slow.calls().length === 1)).toBe(true);
@@ -150,7 +150,7 @@ describe('stop signals with commands in flight', () => {
     // qemu-pr-helper (7.2, checked under the same fake target) drops the one
     // reply it cannot write and exits 0; so do we. Torn replies and a hang are not allowed.
     const socket = join(sockDir, 'pipelined.sock');
-    const daemon = started(await startOurs(socket, ['-q'], { env: fakeTargetEnv(fakeDir) }));
+    const daemon = started(await startDaemon(socket, ['-q'], { env: fakeTargetEnv(fakeDir) }));
     fast.clearCalls();
     const stream = native.connectUnix(socket);
     try {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../src/client/pr-commands.js';
-import { ENTRY, startOurs } from './daemons.js';
+import { DAEMON_ENTRY, startDaemon } from '../helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rel-valid-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +20,7 @@ symlinkSync(disk, `${disk}.link`);
 
 function run(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [ENTRY, ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [DAEMON_ENTRY, ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr });
     });
     child.stdin?.end();
@@ -96,7 +96,7 @@ describe('a bad state file is kept aside with one warning line, and the LUN star
       writeFileSync(file, content);
       const config = join(dir, `state-${i}.json`);
       writeFileSync(config, JSON.stringify({ stateDir, luns: [lun([path0])] }));
-      const daemon = await startOurs(join(dir, `state-${i}.sock`), ['--simulate', config]);
+      const daemon = await startDaemon(join(dir, `state-${i}.sock`), ['--simulate', config]);
       try {
         const warnings = daemon
           .stderr()

@@ -13,6 +13,7 @@ import { createListenSocket, ListenError } from '../../src/server/listen-socket.
 import { HelperServer } from '../../src/server/server.js';
 import { countOpenFds } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { sleep } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-server-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +61,6 @@ function startServer(backend: Backend, extra: Partial<ConstructorParameters<type
 
 const GOOD: CommandResult = { status: 0, data: Buffer.from('00000000000000000000000000000000', 'hex') };
 const readKeys = prInCdb(PrInAction.READ_KEYS, 8192);
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function withDisk<T>(fn: (fd: number) => Promise<T>): Promise<T> {
   const fd = openSync(disk, 'r+');
@@ -83,7 +83,7 @@ describe('HelperServer', () => {
     await withDisk(async (fd) => {
       const order: string[] = [];
       const slowDone = slow.execute(prInCdb(PrInAction.READ_RESERVATION, 8192), fd).then(() => order.push('slow'));
-      while (backend.seen.length === 0) await delay(1);
+      while (backend.seen.length === 0) await sleep(1);
       await fast.execute(readKeys, fd).then(() => order.push('fast'));
       release();
       await slowDone;
@@ -154,7 +154,7 @@ describe('HelperServer', () => {
     const client = await HelperClient.connect(socket);
     await withDisk((fd) => client.execute(readKeys, fd));
     client.close();
-    await delay(20);
+    await sleep(20);
     expect(logs.filter((l) => Number(l.level) >= 50)).toEqual([]);
     expect(logs.filter((l) => l.msg === 'connection closed').length).toBeGreaterThanOrEqual(10);
   });
@@ -171,7 +171,7 @@ describe('HelperServer', () => {
     await idle.send('00000000');
     await withDisk(async (fd) => {
       const reply = busy.execute(readKeys, fd);
-      while (backend.seen.length === 0) await delay(1);
+      while (backend.seen.length === 0) await sleep(1);
       const stopped = server.stop();
       expect((await idle.observe()).closedByServer).toBe(true);
       expect(() => native.connectUnix(socket)).toThrow();

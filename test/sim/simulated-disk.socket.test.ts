@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HelperClient, type Reply } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
-import { DAEMON_ENTRY, REPO_ROOT, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
 /*
  * The simulated disk end to end: our client -> socket -> daemon -> engine,

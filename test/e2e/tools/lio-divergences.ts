@@ -3,20 +3,12 @@
 // pinned to the exact bytes on both sides. Any other difference is a simulator bug to fix
 // in src/sim/pr-engine.ts; an allowed one that disappears means LIO (or the simulator)
 // changed and this list must be revisited.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { REPO_ROOT } from '../../helpers/repo-root.js';
 import type { RecordedReply, Recording } from './pr-sequence.js';
 
-/** The repository root, from the TypeScript source or its compiled copy under dist/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dir !== dirname(dir)) dir = dirname(dir);
-  return dir;
-}
-
 /** LIO's replies to the sequence as recorded through qemu-pr-helper (run-differential.sh), kept in the tree. */
-export const LIO_FIXTURE = resolve(repoRoot(), 'test/e2e/fixtures/lio-pr-sequence.json');
+export const LIO_FIXTURE = resolve(REPO_ROOT, 'test/e2e/fixtures/lio-pr-sequence.json');
 
 export type Field = 'status' | 'sense' | 'data';
 
