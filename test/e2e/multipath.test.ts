@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, REPO_ROOT, requireTool } from '../helpers/daemon.js';
-import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
+import { DAEMON_ENTRY, REPO_ROOT, requireRoot, requireTool } from '../helpers/daemon.js';
+import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The dm-multipath tier (test/e2e/run-multipath.sh) with our daemon: in the rig VM, one
@@ -16,7 +16,7 @@ const RUN = join(REPO_ROOT, 'test/e2e/run-multipath.sh');
 const TIMEOUT_MS = 5 * 60_000;
 
 const ready =
-  requireRoot('the multipath tier') &&
+  requireRoot('the multipath tier', 'the rig VM mounts / with 9p security_model=passthrough') &&
   requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
   requireTool(kernelImage(), 'linux-image-amd64') &&
   requireTool('/bin/busybox', 'busybox-static') &&
