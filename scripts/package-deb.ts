@@ -52,10 +52,14 @@ function requireFile(path: string, remedy: string): void {
   if (!existsSync(path)) throw new PackagingError(`${path} missing: ${remedy}`);
 }
 
-function install(source: string, destination: string, text?: string | Buffer): void {
+function copyTo(destination: string, source: string): void {
   mkdirSync(dirname(destination), { recursive: true });
-  if (text === undefined) copyFileSync(source, destination);
-  else writeFileSync(destination, text);
+  copyFileSync(source, destination);
+}
+
+function writeTo(destination: string, content: string | Buffer): void {
+  mkdirSync(dirname(destination), { recursive: true });
+  writeFileSync(destination, content);
 }
 
 function walk(dir: string): string[] {
@@ -70,12 +74,12 @@ function installCompiledTree(): void {
   cpSync(join(PACKAGE_ROOT, 'dist/src'), join(LIB, 'dist/src'), { recursive: true, filter: (src) => !src.endsWith('.map') });
   // dh_strip's treatment of shared objects: no symbols beyond those dlopen needs, no build notes.
   const addon = join(LIB, ADDON);
-  install(join(PACKAGE_ROOT, ADDON), addon);
+  copyTo(addon, join(PACKAGE_ROOT, ADDON));
   run('strip', ['--strip-unneeded', '--remove-section=.comment', '--remove-section=.note', addon]);
   // What Node reads at run time: "type" makes dist/ ES modules, "version" is -V.
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   const runtime = Object.fromEntries(['name', 'version', 'description', 'license', 'type', 'engines', 'dependencies'].map((k) => [k, pkg[k]]));
-  install('', join(LIB, 'package.json'), JSON.stringify(runtime, null, 2) + '\n');
+  writeTo(join(LIB, 'package.json'), JSON.stringify(runtime, null, 2) + '\n');
 }
 
 const LICENSE_FILE = /^(licen[cs]e|copying)(\.(md|txt))?$/i;
@@ -115,14 +119,14 @@ function installProductionModules(): BundledModule[] {
 }
 
 function installSystemFiles(): void {
-  install('', join(TREE, 'usr/bin', PACKAGE), renderLauncher(NODE, join(DEBIAN_PACKAGE_ROOT, 'dist/src/cli/main.js')));
-  for (const unit of ['pr-helper.socket', 'pr-helper.service']) install(join(PACKAGING, unit), join(TREE, 'usr/lib/systemd/system', unit));
-  install(join(PACKAGING, 'pr-helper.default'), join(TREE, 'etc/default', PACKAGE));
+  writeTo(join(TREE, 'usr/bin', PACKAGE), renderLauncher(NODE, join(DEBIAN_PACKAGE_ROOT, 'dist/src/cli/main.js')));
+  for (const unit of ['pr-helper.socket', 'pr-helper.service']) copyTo(join(TREE, 'usr/lib/systemd/system', unit), join(PACKAGING, unit));
+  copyTo(join(TREE, 'etc/default', PACKAGE), join(PACKAGING, 'pr-helper.default'));
   // zlib writes no name and no time stamp into the gzip header (gzip -n), so the package is reproducible.
-  install('', join(TREE, 'usr/share/man/man8/pr-helper.8.gz'), gzipSync(readFileSync(join(PACKAGING, 'pr-helper.8')), { level: 9 }));
-  for (const doc of ['libvirt-qemu.conf.snippet', 'qemu-example.sh']) install(join(PACKAGING, doc), join(DOC, doc));
+  writeTo(join(TREE, 'usr/share/man/man8/pr-helper.8.gz'), gzipSync(readFileSync(join(PACKAGING, 'pr-helper.8')), { level: 9 }));
+  for (const doc of ['libvirt-qemu.conf.snippet', 'qemu-example.sh']) copyTo(join(DOC, doc), join(PACKAGING, doc));
   // A native package's Debian changelog is changelog.gz (Debian Policy 12.7).
-  install('', join(DOC, 'changelog.gz'), gzipSync(readFileSync(join(PACKAGING, 'deb/changelog')), { level: 9 }));
+  writeTo(join(DOC, 'changelog.gz'), gzipSync(readFileSync(join(PACKAGING, 'deb/changelog')), { level: 9 }));
 }
 
 function isScript(path: string): boolean {
@@ -152,10 +156,10 @@ function writeControlArea(): void {
   const control = join(TREE, 'DEBIAN');
   mkdirSync(control);
   for (const script of MAINTAINER_SCRIPTS) {
-    install(join(PACKAGING, 'deb', script), join(control, script));
+    copyTo(join(control, script), join(PACKAGING, 'deb', script));
     chmodSync(join(control, script), 0o755);
   }
-  // Every file the package puts in /etc is a conffile (Debian Policy 10.7.2).
+  // Every file the package puts in /etc is a conffile, as dh_installdeb would mark them.
   const conffiles = walk(join(TREE, 'etc')).map((f) => '/' + relative(TREE, f));
   writeFileSync(join(control, 'conffiles'), conffiles.join('\n') + '\n');
   const md5sums = walk(TREE)
@@ -184,7 +188,7 @@ function buildDeb(): string {
   installCompiledTree();
   const modules = installProductionModules();
   installSystemFiles();
-  install('', join(DOC, 'copyright'), renderCopyright(modules));
+  writeTo(join(DOC, 'copyright'), renderCopyright(modules));
   fixPermissions();
   writeControlArea();
 
