@@ -1,18 +1,24 @@
 #!/usr/bin/env node
 import './ignore-debug-signal.js';
 import { readFileSync } from 'node:fs';
-import { runDaemon } from '../daemon/run.js';
-import { parseArguments } from './options.js';
+import { join } from 'node:path';
+import { InstallationError, PACKAGE_ROOT } from '../installation.js';
+import { parseArguments, PROGRAM } from './options.js';
+
+// Node sets comm (prctl PR_SET_NAME) and rewrites the command line, so
+// pidof, pgrep -x and ps show pr-helper rather than node, in every mode.
+process.title = PROGRAM;
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 
 async function main(argv: string[]): Promise<number> {
   // qemu-pr-helper ignores positional words and its callers (libvirt, units) start
   // with options, so a leading word is free to select a subcommand. Loaded
-  // lazily so the daemon does not pay for them.
+  // lazily so the daemon does not pay for them, and the daemon itself only
+  // after parsing: -V and --help work without the native addon.
   if (argv[0] === 'client') return (await import('./client-command.js')).runClientCommand(argv.slice(1));
   if (argv[0] === 'check') return (await import('./check-command.js')).runCheckCommand(argv.slice(1));
   const parsed = parseArguments(argv, packageVersion());
@@ -21,13 +27,15 @@ async function main(argv: string[]): Promise<number> {
     if (parsed.stderr) process.stderr.write(parsed.stderr);
     return parsed.code;
   }
-  return runDaemon(parsed.options);
+  return (await import('../daemon/run.js')).runDaemon(parsed.options);
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`pr-helper: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // A damaged install is the operator's to repair: its one line says how.
+    const text = err instanceof InstallationError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`${PROGRAM}: ${text}\n`);
     process.exit(1);
   },
 );

@@ -102,6 +102,13 @@ function collect<T>(parse: (v: string) => T) {
   return (value: string, previous: T[]): T[] => [...previous, ...value.split(',').map(parse)];
 }
 
+// Dispatched in main.ts before these options are parsed, so commander does not know them.
+const SUBCOMMANDS_HELP = `
+Subcommands (each has its own --help):
+  client [options] ACTION...  send PERSISTENT RESERVE IN/OUT through a running helper
+  check [options]             diagnose a helper socket step by step
+`;
+
 function buildProgram(version: string): Command {
   return new Command(PROGRAM)
     .description('SCSI persistent reservation helper for QEMU (drop-in for qemu-pr-helper)')
@@ -127,6 +134,7 @@ function buildProgram(version: string): Command {
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
     .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
     .allowExcessArguments(true)
+    .addHelpText('after', SUBCOMMANDS_HELP)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
 }

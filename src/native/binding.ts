@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { installKind, InstallationError, PACKAGE_ROOT, repairAdvice } from '../installation.js';
 
 export interface SystemError extends Error {
   code: string;
@@ -120,22 +120,21 @@ export interface ThreadCredentialPlan {
   readonly noNewPrivs: boolean;
 }
 
-function findAddon(): string {
-  // The same code runs from src/ (tests) and dist/src/ (installed), so walk up
-  // to the package root instead of assuming a depth.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'build', 'Release', 'pr_native.node');
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) {
-      throw new Error('native addon build/Release/pr_native.node not found: run `npm install` (it builds the addon)');
-    }
-    dir = parent;
+const ADDON_PATH = join(PACKAGE_ROOT, 'build', 'Release', 'pr_native.node');
+
+function loadAddon(): NativeAddon {
+  const repair = repairAdvice(installKind(PACKAGE_ROOT), PACKAGE_ROOT);
+  if (!existsSync(ADDON_PATH)) throw new InstallationError(`native addon ${ADDON_PATH} not found; ${repair}`);
+  try {
+    return createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (err) {
+    // dlopen's reason (wrong architecture, missing symbol) is its first line, after the path.
+    const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.replace(`${ADDON_PATH}: `, '');
+    throw new InstallationError(`native addon ${ADDON_PATH} cannot be loaded (${reason}); ${repair}`);
   }
 }
 
-const addon = createRequire(import.meta.url)(findAddon()) as NativeAddon;
+const addon = loadAddon();
 
 export const listenUnix = addon.listenUnix;
 export const connectUnix = addon.connectUnix;

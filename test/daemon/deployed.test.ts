@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { readThreadCredentials } from '../../src/daemon/privileges.js';
-import { DAEMON_ENTRY, REPO_ROOT, requireTool, startProcess } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, requireTool, startProcess } from '../helpers/daemon.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 
 const asRoot = process.getuid!() === 0;
 if (!asRoot) {

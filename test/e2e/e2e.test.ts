@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, QEMU_PR_HELPER, requireTool } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, QEMU_PR_HELPER, requireRoot, requireTool } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
+import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The end-to-end tiers 1, 1b and 2 (test/e2e/run-all.sh) with our daemon as the helper:
@@ -14,7 +14,7 @@ const RUN_ALL = join(REPO_ROOT, 'test/e2e/run-all.sh');
 const TIMEOUT_MS = 6 * 60_000;
 
 const ready =
-  requireRoot('the e2e tiers') &&
+  requireRoot('the e2e tiers', 'the rig VM mounts / with 9p security_model=passthrough') &&
   requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
   requireTool(QEMU_PR_HELPER, 'qemu-system-common') &&
   requireTool(kernelImage(), 'linux-image-amd64') &&

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, requireTool } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, requireRoot, requireTool } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, requireRoot, runRigScript, type RigRun } from '../helpers/rig.js';
+import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The dm-multipath tier (test/e2e/run-multipath.sh) with our daemon: in the rig VM, one
@@ -17,7 +17,7 @@ const RUN = join(REPO_ROOT, 'test/e2e/run-multipath.sh');
 const TIMEOUT_MS = 5 * 60_000;
 
 const ready =
-  requireRoot('the multipath tier') &&
+  requireRoot('the multipath tier', 'the rig VM mounts / with 9p security_model=passthrough') &&
   requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
   requireTool(kernelImage(), 'linux-image-amd64') &&
   requireTool('/bin/busybox', 'busybox-static') &&

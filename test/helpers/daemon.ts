@@ -133,3 +133,12 @@ export function requireTool(path: string, debianPackage: string): boolean {
   console.warn(`SKIPPING: ${message}`);
   return false;
 }
+
+/** Like requireTool, for tests that need root: a loud skip on a developer machine, a failure under CI. */
+export function requireRoot(what: string, why: string): boolean {
+  if (process.getuid?.() === 0) return true;
+  const message = `${what} needs root (${why})`;
+  if (process.env.CI) throw new Error(message);
+  console.warn(`SKIPPING: ${message}`);
+  return false;
+}

@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseArguments } from '../../src/cli/options.js';
 import { DAEMON_ENTRY, requireTool } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
 
@@ -14,7 +15,8 @@ const PACKAGING = join(REPO_ROOT, 'packaging');
 const SERVICE = join(PACKAGING, 'pr-helper.service');
 const SOCKET = join(PACKAGING, 'pr-helper.socket');
 const MAN_PAGE = join(PACKAGING, 'pr-helper.8');
-const DOCUMENTED_EXEC_START = 'ExecStart=/usr/bin/pr-helper';
+const DEFAULTS = join(PACKAGING, 'pr-helper.default');
+const DOCUMENTED_EXEC_START = 'ExecStart=/usr/bin/pr-helper $PR_HELPER_OPTIONS';
 
 const read = (path: string): string => readFileSync(path, 'utf8');
 /** Directive lines of a unit file, comments dropped. */
@@ -33,27 +35,19 @@ describe('systemd units', () => {
     if (!requireTool('/usr/bin/systemd-analyze', 'systemd')) return;
     const service = read(SERVICE);
     expect(directives(service).filter((l) => l.startsWith('ExecStart='))).toEqual([DOCUMENTED_EXEC_START]);
-    // verify insists that ExecStart exists; /usr/bin/pr-helper does not on a development machine.
-    writeFileSync(join(scratch, 'pr-helper.service'), service.replace(DOCUMENTED_EXEC_START, `ExecStart=${process.execPath} ${DAEMON_ENTRY}`));
+    // verify insists that ExecStart exists; /usr/bin/pr-helper does not on a development machine
+    // (test/packaging/deb.test.ts verifies the units as the package installs them).
+    writeFileSync(join(scratch, 'pr-helper.service'), service.replace(DOCUMENTED_EXEC_START, `ExecStart=${process.execPath} ${DAEMON_ENTRY} $PR_HELPER_OPTIONS`));
     copyFileSync(SOCKET, join(scratch, 'pr-helper.socket'));
     const r = run('systemd-analyze', ['verify', '--man=no', join(scratch, 'pr-helper.socket'), join(scratch, 'pr-helper.service')]);
     expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
-  });
-
-  it('as shipped, the only objection can be the missing /usr/bin/pr-helper', () => {
-    if (!requireTool('/usr/bin/systemd-analyze', 'systemd')) return;
-    const r = run('systemd-analyze', ['verify', '--man=no', SOCKET, SERVICE]);
-    if (existsSync('/usr/bin/pr-helper')) {
-      expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
-    } else {
-      expect(r).toEqual({ code: 1, stdout: '', stderr: 'pr-helper.service: Command /usr/bin/pr-helper is not executable: No such file or directory\n' });
-    }
   });
 
   it('the service is a confined Type=notify daemon with CAP_SYS_RAWIO only', () => {
     const lines = directives(read(SERVICE));
     for (const line of [
       'Type=notify',
+      'EnvironmentFile=-/etc/default/pr-helper',
       'Restart=on-failure',
       'CapabilityBoundingSet=CAP_SYS_RAWIO',
       'AmbientCapabilities=CAP_SYS_RAWIO',
@@ -79,6 +73,25 @@ describe('systemd units', () => {
     const lines = directives(read(SOCKET));
     for (const line of ['ListenStream=/run/qemu-pr-helper.sock', 'SocketMode=0660', 'SocketGroup=kvm', 'WantedBy=sockets.target']) {
       expect(lines).toContain(line);
+    }
+  });
+});
+
+describe('/etc/default/pr-helper', () => {
+  const lines = read(DEFAULTS).split('\n');
+  const examples = lines.filter((l) => l.startsWith('#PR_HELPER_OPTIONS=')).map((l) => /^#PR_HELPER_OPTIONS="([^"]*)"$/.exec(l)?.[1]);
+
+  it('sets nothing: every line is a comment', () => {
+    expect(lines.filter((l) => l !== '' && !l.startsWith('#'))).toEqual([]);
+  });
+
+  it('every example is one quoted PR_HELPER_OPTIONS line the daemon accepts, without the options the socket unit owns', () => {
+    expect(examples.length).toBeGreaterThan(3);
+    for (const example of examples) {
+      expect(example, 'quoted value').toBeDefined();
+      const argv = example!.split(' ');
+      expect(parseArguments(argv, '0').kind, example).toBe('run');
+      for (const owned of ['-k', '--socket', '--socket-mode', '--socket-group', '-d', '--daemon', '-f', '--pidfile']) expect(argv).not.toContain(owned);
     }
   });
 });

@@ -1,0 +1,44 @@
+/**
+ * Where this copy of pr-helper lives and how it was installed, so that files
+ * of the package are found at its root only and a broken install names its
+ * own repair.
+ */
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Where the Debian package (npm run package:deb) installs the package root. */
+export const DEBIAN_PACKAGE_ROOT = '/usr/lib/pr-helper';
+
+/**
+ * The package root: the directory holding package.json and build/. This file
+ * is src/installation.ts in a checkout (vitest) and dist/src/installation.js
+ * once compiled, so the depth is known and nothing above the root is searched:
+ * a file planted in a parent directory must never be loaded as root.
+ */
+export const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '..' : '../..', import.meta.url)).replace(/\/$/, '');
+
+export type InstallKind = 'debian' | 'npm-global' | 'npm-dependency' | 'checkout';
+
+export function installKind(root: string): InstallKind {
+  if (root === DEBIAN_PACKAGE_ROOT) return 'debian';
+  if (basename(dirname(root)) !== 'node_modules') return 'checkout';
+  // npm puts global packages in <prefix>/lib/node_modules, a project's in <project>/node_modules.
+  return basename(dirname(dirname(root))) === 'lib' ? 'npm-global' : 'npm-dependency';
+}
+
+/** What rebuilds or restores the compiled files of an install of this kind. */
+export function repairAdvice(kind: InstallKind, root: string): string {
+  switch (kind) {
+    case 'debian':
+      return 'reinstall the package: apt-get install --reinstall pr-helper';
+    case 'npm-global':
+      return 'rebuild it: npm rebuild -g pr-helper';
+    case 'npm-dependency':
+      return `rebuild it: npm rebuild pr-helper (in ${dirname(dirname(root))})`;
+    case 'checkout':
+      return `build it: npm install (or npm rebuild) in ${root}`;
+  }
+}
+
+/** The installation is incomplete or damaged; the message is one line that ends with the repair. */
+export class InstallationError extends Error {}
