@@ -4,7 +4,6 @@
  * fd 3, from an installation the dropped user cannot read, with a foreign
  * NOTIFY_SOCKET, and signalled as Node's debugger would be.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { readThreadCredentials } from '../../src/daemon/privileges.js';
 import { DAEMON_ENTRY, requireTool, startProcess } from '../helpers/daemon.js';
+import { startNotifyReceiver } from '../helpers/notify-receiver.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
 
 const asRoot = process.getuid!() === 0;
@@ -113,26 +113,12 @@ describe.skipIf(!asRoot)('started as deployed', () => {
 
   it('sends nothing to an inherited NOTIFY_SOCKET that is not its own service manager\'s', async () => {
     const notify = join(dir, 'foreign-notify.sock');
-    const receiver = spawn('/usr/bin/python3', ['-c', [
-      'import socket, sys',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      's.bind(sys.argv[1])',
-      "print('bound', flush=True)",
-      's.settimeout(3)',
-      'try:',
-      '    print("got " + s.recv(4096).decode(), flush=True)',
-      'except socket.timeout:',
-      '    print("nothing", flush=True)',
-    ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let received = '';
-    const done = new Promise((resolve) => receiver.on('exit', resolve));
-    await new Promise<void>((resolve) => receiver.stdout!.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('bound')) resolve(); }));
+    const receiver = await startNotifyReceiver(notify, 3);
     const socket = join(dir, 'foreign.sock');
     // What libvirtd leaks: its own NOTIFY_SOCKET and SYSTEMD_EXEC_PID.
     const daemon = await startProcess(process.execPath, [DAEMON_ENTRY, '-k', socket, '--simulate'], socket, { env: { NOTIFY_SOCKET: notify, SYSTEMD_EXEC_PID: String(process.pid) } });
     await handshake(socket);
-    await done;
-    expect(received).toContain('nothing');
+    expect(await receiver.received).toBeNull();
     await daemon.stop();
   });
 

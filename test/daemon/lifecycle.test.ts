@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { DAEMON_ENTRY, requireTool, startDaemon, startProcess } from '../helpers/daemon.js';
+import { startNotifyReceiver } from '../helpers/notify-receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** PERSISTENT RESERVE IN, READ KEYS, allocation length 8. */
@@ -144,23 +145,11 @@ describe('systemd', () => {
   it.skipIf(!haveActivate)('adopts a socket-activated descriptor, sends READY=1, and never unlinks that socket', async () => {
     const socket = join(dir, 'activated.sock');
     const notify = join(dir, 'notify.sock');
-    const receiver = spawn('/usr/bin/python3', ['-c', [
-      'import socket, sys',
-      's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
-      's.bind(sys.argv[1])',
-      "print('bound', flush=True)",
-      's.settimeout(30)',
-      'print(s.recv(4096).decode().replace(chr(10), "|"), flush=True)',
-    ].join('\n'), notify], { stdio: ['ignore', 'pipe', 'inherit'] });
-    // It exits as soon as the datagram arrives, possibly before the client below is done.
-    const receiverExited = new Promise((resolve) => receiver.on('exit', resolve));
-    let received = '';
-    await new Promise<void>((resolve) => receiver.stdout!.on('data', (d: Buffer) => { received += d.toString(); if (received.includes('bound')) resolve(); }));
+    const receiver = await startNotifyReceiver(notify, 30);
     const daemon = await startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, '-E', `NOTIFY_SOCKET=${notify}`, process.execPath, DAEMON_ENTRY, '--simulate'], socket);
     const client = await HelperClient.connect(socket);
     client.close();
-    await receiverExited;
-    expect(received).toMatch(/READY=1\|STATUS=serving fd 3 \(socket activation\) \(simulated\)\|MAINPID=\d+/);
+    expect(await receiver.received).toMatch(/READY=1\|STATUS=serving fd 3 \(socket activation\) \(simulated\)\|MAINPID=\d+/);
     expect(await daemon.stop()).toBe(0);
     expect(existsSync(socket)).toBe(true);
   });
