@@ -16,9 +16,13 @@ type Level = 'info' | 'warn';
 
 interface FirstLine {
   readonly level: Level;
-  readonly fields: Record<string, unknown>;
+  readonly peer: PeerKey;
+  /** Filled in once the line is admitted (a held-back line never builds its fields). */
+  fields: Record<string, unknown> | null;
   readonly msg: string;
 }
+
+export type LineFields = Record<string, unknown> | (() => Record<string, unknown>);
 
 /**
  * Lines a peer can cause over and over (refused by the allow list, over the
@@ -38,17 +42,26 @@ export class RepeatedLines {
       windowMs: REPEAT_WINDOW_MS,
       maxKeys: MAX_TRACKED,
       summarise: (first, suppressed) =>
-        this.log[first.level]({ ...first.fields, suppressed }, `${first.msg} (repeated: ${suppressed} more in ${REPEAT_WINDOW_MS / 1000} s not logged)`),
+        this.log[first.level](
+          { peer: first.peer, ...first.fields, suppressed },
+          `${first.msg} (repeated: ${suppressed} more in ${REPEAT_WINDOW_MS / 1000} s not logged)`,
+        ),
     });
   }
 
-  /** Logs `msg` on `target` unless this peer has said the same too often lately. */
-  write(target: Logger, level: Level, peer: PeerKey, fields: Record<string, unknown>, msg: string): void {
-    if (this.limiter.admit(`${peer.uid}/${peer.pid}/${msg}`, { level, fields, msg }, Date.now())) {
-      target[level](fields, msg);
-    } else {
+  /**
+   * Logs `msg` on `target` unless this peer has said the same too often
+   * lately. `fields` may be a function, called only for a line that is written.
+   */
+  write(target: Logger, level: Level, peer: PeerKey, fields: LineFields, msg: string): void {
+    const first: FirstLine = { level, peer: { pid: peer.pid, uid: peer.uid }, fields: null, msg };
+    if (!this.limiter.admit(`${peer.uid}/${peer.pid}/${msg}`, first, Date.now())) {
       this.schedule();
+      return;
     }
+    // Stored as the window's context when this line opened the window.
+    first.fields = typeof fields === 'function' ? fields() : fields;
+    target[level](first.fields, msg);
   }
 
   /** Summarises every open window now (at stop). */

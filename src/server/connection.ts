@@ -3,6 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
 import type { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
+import type { DeviceIdentities } from '../observe/device-identity.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
 import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
@@ -17,6 +18,8 @@ export interface ConnectionContext {
   readonly accepting: () => boolean;
   /** Lines a peer can cause again and again go through this rate limit. */
   readonly repeated: RepeatedLines;
+  /** Names the device behind a request's descriptor in its log lines. */
+  readonly devices: DeviceIdentities;
 }
 
 /**
@@ -120,33 +123,39 @@ export class Connection {
   }
 
   private async execute(request: PrRequest): Promise<Buffer> {
-    // The request line is built only when it will be written: describing a
-    // command allocates, and at -q or the default level nobody reads it.
-    const traced = this.log.isLevelEnabled('debug');
-    const started = traced ? process.hrtime.bigint() : 0n;
+    const started = process.hrtime.bigint();
     this.executing = true;
     this.requests++;
     let result: CommandResult;
     try {
       result = await this.dispatch(request);
+      // Before the descriptor is closed: the line names its device.
+      this.report(request, result, started);
     } finally {
       // The original closes the descriptor before it writes the reply.
       closeQuietly(request.fd);
       this.executing = false;
     }
-    if (traced) {
-      this.log.debug(
-        {
-          ...describePrCommand(request.cdb, request.params),
-          length: request.transferLength,
-          status: result.status,
-          sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'request',
-      );
-    }
     return encodeResponse(request, result);
+  }
+
+  /**
+   * One line per request at debug. It is built only when it will be written:
+   * describing a command allocates, and at -q or the default level nobody reads it.
+   */
+  private report(request: PrRequest, result: CommandResult, started: bigint): void {
+    if (!this.log.isLevelEnabled('debug')) return;
+    this.log.debug(
+      {
+        ...describePrCommand(request.cdb, request.params),
+        ...this.ctx.devices.of(request.fd),
+        length: request.transferLength,
+        status: result.status,
+        sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+      },
+      'request',
+    );
   }
 
   private async dispatch(request: PrRequest): Promise<CommandResult> {

@@ -3,6 +3,8 @@ import type { Backend } from '../backend/backend.js';
 import { FdStream } from '../io/fd-stream.js';
 import { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
+import { DeviceIdentities } from '../observe/device-identity.js';
+import { identifyPeer } from '../observe/peer-identity.js';
 import { Connection } from './connection.js';
 
 export interface AccessPolicy {
@@ -20,6 +22,10 @@ export interface ServerOptions {
   readonly maxConnections?: number;
   /** Rate limit for lines a peer can repeat; by default one of its own on `log`. */
   readonly repeated?: RepeatedLines;
+  /** Names devices in log lines; by default from the real sysfs. */
+  readonly devices?: DeviceIdentities;
+  /** Where procfs is mounted, for the peers' VM names (tests). */
+  readonly procRoot?: string;
 }
 
 const ACCEPT_RETRY_MS = 250;
@@ -36,9 +42,11 @@ export class HelperServer {
   private accepting = false;
   private nextId = 1;
   private readonly repeated: RepeatedLines;
+  private readonly devices: DeviceIdentities;
 
   constructor(private readonly options: ServerOptions) {
     this.repeated = options.repeated ?? new RepeatedLines(options.log);
+    this.devices = options.devices ?? new DeviceIdentities();
   }
 
   get connectionCount(): number {
@@ -96,23 +104,27 @@ export class HelperServer {
 
   private admit({ fd, ...peer }: native.AcceptedConnection): void {
     const id = this.nextId++;
-    const log = this.options.log.child({ conn: id });
+    const procRoot = this.options.procRoot;
     if (!this.allowed(peer)) {
-      this.repeated.write(log, 'warn', peer, { peer }, 'peer not in the allow list; connection closed');
+      const log = this.options.log.child({ conn: id });
+      this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot) }), 'peer not in the allow list; connection closed');
       native.close(fd);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== undefined && this.connections.size >= max) {
-      this.repeated.write(log, 'warn', peer, { peer, max }, 'connection limit reached; connection closed');
+      const log = this.options.log.child({ conn: id });
+      this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot), max }), 'connection limit reached; connection closed');
       native.close(fd);
       return;
     }
-    this.repeated.write(log, 'info', peer, { peer }, 'connection opened');
+    // Who the peer is goes into every line of the connection; /proc is read once, here.
+    const log = this.options.log.child({ conn: id, peer, ...identifyPeer(peer.pid, procRoot) });
+    this.repeated.write(log, 'info', peer, {}, 'connection opened');
     const conn = new Connection(
       new FdStream(fd),
       peer,
-      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated },
+      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated, devices: this.devices },
       log,
     );
     this.connections.add(conn);
