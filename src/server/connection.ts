@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, BackendResult } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
 import type { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
@@ -7,8 +7,9 @@ import type { DeviceIdentities } from '../observe/device-identity.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
 import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
-import { encodeHandshake, encodeResponse, type CommandResult } from '../protocol/response.js';
-import { describePrCommand, describeSense } from '../scsi/pr-describe.js';
+import { encodeHandshake, encodeResponse } from '../protocol/response.js';
+import { outcomeLine } from '../observe/command-outcome.js';
+import { describePrCommand, describeSense, statusName } from '../scsi/pr-describe.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 
@@ -126,10 +127,10 @@ export class Connection {
     const started = process.hrtime.bigint();
     this.executing = true;
     this.requests++;
-    let result: CommandResult;
+    let result: BackendResult;
     try {
       result = await this.dispatch(request);
-      // Before the descriptor is closed: the line names its device.
+      // Before the descriptor is closed: the lines name its device.
       this.report(request, result, started);
     } finally {
       // The original closes the descriptor before it writes the reply.
@@ -140,25 +141,34 @@ export class Connection {
   }
 
   /**
-   * One line per request at debug. It is built only when it will be written:
-   * describing a command allocates, and at -q or the default level nobody reads it.
+   * The audit trail and failures (see outcomeLine) at the default level, one
+   * line per request at debug. Lines are built only when they will be
+   * written: a PR IN that went well costs nothing at the default level.
    */
-  private report(request: PrRequest, result: CommandResult, started: bigint): void {
-    if (!this.log.isLevelEnabled('debug')) return;
-    this.log.debug(
-      {
-        ...describePrCommand(request.cdb, request.params),
-        ...this.ctx.devices.of(request.fd),
-        length: request.transferLength,
-        status: result.status,
-        sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
-      },
-      'request',
-    );
+  private report(request: PrRequest, result: BackendResult, started: bigint): void {
+    const log = this.log;
+    const line = log.isLevelEnabled('info') ? outcomeLine(request, result) : null;
+    if (line) {
+      const fields = () => ({ ...line.fields, ...this.ctx.devices.of(request.fd) });
+      if (line.level === 'warn') this.ctx.repeated.write(log, 'warn', this.peer, fields, line.msg);
+      else log.info(fields(), line.msg);
+    }
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        {
+          ...describePrCommand(request.cdb, request.params),
+          ...this.ctx.devices.of(request.fd),
+          length: request.transferLength,
+          status: statusName(result.status),
+          sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'request',
+      );
+    }
   }
 
-  private async dispatch(request: PrRequest): Promise<CommandResult> {
+  private async dispatch(request: PrRequest): Promise<BackendResult> {
     let flags: number;
     try {
       flags = native.getStatusFlags(request.fd);

@@ -1,0 +1,64 @@
+/**
+ * Which commands the log reports at the default level, and in which words:
+ * the audit trail (every PR OUT, since each one asks for a change of
+ * reservation state; RESERVATION CONFLICT and UNIT ATTENTION of any command)
+ * at info, failures at warn. Pure; the connection adds who and which device.
+ */
+import type { BackendResult, TransportOutcome } from '../backend/backend.js';
+import { DRIVER_STATUS_BUSY_MASK, errnoName, hostStatusName } from '../backend/sgio-result.js';
+import type { PrRequest } from '../protocol/request.js';
+import { describePrCommand, describeSenseInWords, senseKeyName, statusName } from '../scsi/pr-describe.js';
+import { ScsiStatus, SenseKey } from '../scsi/status.js';
+import { decodeSense } from '../scsi/sense.js';
+
+export interface OutcomeLine {
+  readonly level: 'info' | 'warn';
+  readonly msg: string;
+  readonly fields: Record<string, unknown>;
+}
+
+/** Linux DRIVER_TIMEOUT, the driver byte value behind the original's busy mask. */
+const DRIVER_TIMEOUT = 0x06;
+
+function transportFields(t: TransportOutcome | undefined): Record<string, string> {
+  if (!t) return {};
+  const fields: Record<string, string> = {};
+  if (t.errno !== 0) fields['errno'] = errnoName(t.errno);
+  if (t.hostStatus !== 0) fields['hostStatus'] = hostStatusName(t.hostStatus);
+  if ((t.driverStatus & DRIVER_STATUS_BUSY_MASK) !== 0) {
+    fields['driverStatus'] = (t.driverStatus & 0x0f) === DRIVER_TIMEOUT ? 'DRIVER_TIMEOUT' : `0x${t.driverStatus.toString(16)}`;
+  }
+  return fields;
+}
+
+/** Why a command failed, most fundamental first (the order of pr-helper-protocol.md 2.3). */
+function cause(result: BackendResult, fields: Record<string, unknown>): string {
+  const t = result.transport;
+  if (t && t.errno !== 0) return `SG_IO ${fields['errno']}`;
+  if (t && t.hostStatus !== 0) {
+    return `host_status ${fields['hostStatus']}${t.unmappedHostStatus ? ' (qemu-pr-helper would report GOOD)' : ''}`;
+  }
+  if (fields['driverStatus'] === 'DRIVER_TIMEOUT') return 'driver timeout';
+  if (fields['driverStatus'] !== undefined) return `driver_status ${fields['driverStatus']}`;
+  const key = result.status === ScsiStatus.CHECK_CONDITION ? senseKeyName(result.sense) : null;
+  return key ? `${statusName(result.status)}, ${key}` : statusName(result.status);
+}
+
+/** The line a command's result gets at the default level, or null (PR IN that went well). */
+export function outcomeLine(request: Pick<PrRequest, 'cdb' | 'params' | 'direction'>, result: BackendResult): OutcomeLine | null {
+  const status = result.status;
+  if (request.direction === 'in' && status === ScsiStatus.GOOD) return null;
+  const checkCondition = status === ScsiStatus.CHECK_CONDITION;
+  const unitAttention = checkCondition && result.sense ? decodeSense(result.sense)?.key === SenseKey.UNIT_ATTENTION : false;
+  const command = describePrCommand(request.cdb, request.params);
+  const transport = transportFields(result.transport);
+  const fields: Record<string, unknown> = { ...command, status: statusName(status), ...transport };
+  if (checkCondition) fields['sense'] = describeSenseInWords(result.sense);
+  const name = `${command.op} ${command.action}`;
+  // A UNIT ATTENTION made up for a transport failure (DID_RESET) is that failure.
+  const transportFailed = Object.keys(transport).length > 0;
+  if (status === ScsiStatus.GOOD || status === ScsiStatus.RESERVATION_CONFLICT || (unitAttention && !transportFailed)) {
+    return { level: 'info', msg: `${name}: ${unitAttention ? 'UNIT ATTENTION' : statusName(status)}`, fields };
+  }
+  return { level: 'warn', msg: `${name} failed: ${cause(result, fields)}`, fields };
+}
