@@ -72,6 +72,16 @@ export function hostStatusName(hostStatus: number): string {
  */
 export const DRIVER_STATUS_BUSY_MASK = 0x06;
 
+/** Linux DRIVER_TIMEOUT, the driver byte value behind that mask. */
+export const DRIVER_TIMEOUT = 0x06;
+
+/** Whether an SG_IO timed out, and who said so (in 2.3's order: errno first, then host, then driver). */
+export function sgioTimeout(o: Pick<SgioOutcome, 'errno' | 'hostStatus' | 'driverStatus'>): 'host_status' | 'driver' | null {
+  if (o.errno !== 0) return null;
+  if (o.hostStatus !== HostStatus.OK) return o.hostStatus === HostStatus.TIME_OUT ? 'host_status' : null;
+  return (o.driverStatus & 0x0f) === DRIVER_TIMEOUT ? 'driver' : null;
+}
+
 /**
  * Which QEMU release's errno table to follow. Only ENODEV differs (spec 0, item 1).
  * The default is 7.2 because the differential suite compares us byte for byte

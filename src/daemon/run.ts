@@ -3,6 +3,10 @@ import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
 import { traceSelects, type DaemonOptions } from '../cli/options.js';
 import { createLogging, levelFor, LogFileError, type Logging } from '../log/logger.js';
+import type { MetricsAddress } from '../observe/metrics-address.js';
+import type { MetricsEndpoint } from '../observe/metrics-endpoint.js';
+import type { MetricsSources } from '../observe/metrics.js';
+import { Monitor } from '../observe/monitor.js';
 import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
@@ -144,6 +148,16 @@ function startUp(options: DaemonOptions, handover: Handover | null): Started {
   }
 }
 
+/** prom-client is loaded only here, when --metrics asks for it: it takes ~75 ms. */
+async function openMetrics(address: MetricsAddress, sources: MetricsSources): Promise<MetricsEndpoint> {
+  const { startMetrics } = await import('../observe/metrics-endpoint.js');
+  try {
+    return await startMetrics(address, sources);
+  } catch (err) {
+    throw new StartupError(`--metrics: cannot listen: ${(err as Error).message}`);
+  }
+}
+
 /** -d detaches from stderr: say where the log goes instead. */
 function backgroundLogNote(options: DaemonOptions): string {
   if (options.logFile !== null) return `its log goes to ${options.logFile}`;
@@ -179,9 +193,13 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
 
   let started: Started | null = null;
   let backend: Backend;
+  const monitor = new Monitor();
+  let metrics: MetricsEndpoint | null = null;
   try {
     started = startUp(options, handover);
     backend = await createBackend(options, log);
+    // The gauges read `server` only when scraped, which is after it exists.
+    if (options.metrics) metrics = await openMetrics(options.metrics, { monitor, connections: () => server.connectionCount, inFlight: () => server.inFlight(), droppedLogLines: logging.droppedLines });
   } catch (err) {
     const message = (err as Error).message;
     if (started?.listener.ownPath) unlinkQuietly(started.listener.ownPath);
@@ -202,10 +220,11 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     access: { allowUids: options.allowUids, allowGids: options.allowGids },
     maxConnections: options.maxConnections,
     repeated: logging.repeated,
+    monitor,
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
-  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), pidfile: pidfile?.path }, 'accepting connections');
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
   notifySystemd(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
 
@@ -213,6 +232,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   log.info({ signal, connections: server.connectionCount }, 'stopping');
   notifySystemd('STOPPING=1');
   await server.stop();
+  await metrics?.close();
   if (listener.ownPath) {
     const failure = unlinkQuietly(listener.ownPath);
     if (failure) log.warn({ socket: listener.ownPath, err: failure }, 'Failed to unlink socket');

@@ -5,7 +5,7 @@
  * at info, failures at warn. Pure; the connection adds who and which device.
  */
 import type { BackendResult, TransportOutcome } from '../backend/backend.js';
-import { DRIVER_STATUS_BUSY_MASK, errnoName, hostStatusName } from '../backend/sgio-result.js';
+import { DRIVER_STATUS_BUSY_MASK, DRIVER_TIMEOUT, errnoName, hostStatusName } from '../backend/sgio-result.js';
 import type { PrRequest } from '../protocol/request.js';
 import { describePrCommand, describeSenseInWords, senseKeyName, statusName } from '../scsi/pr-describe.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
@@ -16,9 +16,6 @@ export interface OutcomeLine {
   readonly msg: string;
   readonly fields: Record<string, unknown>;
 }
-
-/** Linux DRIVER_TIMEOUT, the driver byte value behind the original's busy mask. */
-const DRIVER_TIMEOUT = 0x06;
 
 function transportFields(t: TransportOutcome | undefined): Record<string, string> {
   if (!t) return {};

@@ -3,7 +3,9 @@ import type { Backend, BackendResult } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
 import type { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
-import type { DeviceIdentities } from '../observe/device-identity.js';
+import type { DeviceFields, DeviceIdentities } from '../observe/device-identity.js';
+import type { Monitor } from '../observe/monitor.js';
+import type { PeerFields } from '../observe/peer-identity.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
 import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
@@ -21,6 +23,18 @@ export interface ConnectionContext {
   readonly repeated: RepeatedLines;
   /** Names the device behind a request's descriptor in its log lines. */
   readonly devices: DeviceIdentities;
+  /** Counts every completed command. */
+  readonly monitor: Monitor;
+}
+
+/** A connection as `pr-helper status` shows it. */
+export interface ConnectionView extends PeerFields {
+  readonly conn: number;
+  readonly peer: native.PeerCredentials;
+  readonly openedAt: string;
+  readonly requests: number;
+  /** The command being executed, if any. */
+  readonly executing: ({ readonly op: string; readonly action: string; readonly seconds: number } & DeviceFields) | null;
 }
 
 /**
@@ -31,18 +45,41 @@ export interface ConnectionContext {
  */
 export class Connection {
   private readonly parser = new RequestParser();
+  private readonly openedAt = new Date();
   private executing = false;
   private requests = 0;
+  /** The command being executed and since when (hrtime), for status and the in-flight metrics. */
+  private current: PrRequest | null = null;
+  private currentSince = 0n;
 
   constructor(
     private readonly stream: FdStream,
     readonly peer: native.PeerCredentials,
     private readonly ctx: ConnectionContext,
     private readonly log: Logger,
+    /** The connection number and what /proc said about the peer. */
+    private readonly about: { readonly conn: number } & PeerFields,
   ) {}
 
   get isExecuting(): boolean {
     return this.executing;
+  }
+
+  /** Since when (hrtime) the current command executes, or null when idle. */
+  get executingSince(): bigint | null {
+    return this.current ? this.currentSince : null;
+  }
+
+  view(now: bigint): ConnectionView {
+    const current = this.current;
+    const executing = current
+      ? {
+          ...describePrCommand(current.cdb, current.params),
+          seconds: Number(now - this.currentSince) / 1e9,
+          ...this.ctx.devices.of(current.fd),
+        }
+      : null;
+    return { ...this.about, peer: this.peer, openedAt: this.openedAt.toISOString(), requests: this.requests, executing };
   }
 
   async run(): Promise<void> {
@@ -127,12 +164,15 @@ export class Connection {
     const started = process.hrtime.bigint();
     this.executing = true;
     this.requests++;
+    this.current = request;
+    this.currentSince = started;
     let result: BackendResult;
     try {
       result = await this.dispatch(request);
       // Before the descriptor is closed: the lines name its device.
       this.report(request, result, started);
     } finally {
+      this.current = null;
       // The original closes the descriptor before it writes the reply.
       closeQuietly(request.fd);
       this.executing = false;
@@ -146,6 +186,8 @@ export class Connection {
    * written: a PR IN that went well costs nothing at the default level.
    */
   private report(request: PrRequest, result: BackendResult, started: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.ctx.monitor.commandDone(request, result, seconds);
     const log = this.log;
     const line = log.isLevelEnabled('info') ? outcomeLine(request, result) : null;
     if (line) {
@@ -161,7 +203,7 @@ export class Connection {
           length: request.transferLength,
           status: statusName(result.status),
           sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          ms: seconds * 1e3,
         },
         'request',
       );

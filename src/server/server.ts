@@ -4,8 +4,9 @@ import { FdStream } from '../io/fd-stream.js';
 import { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
 import { DeviceIdentities } from '../observe/device-identity.js';
+import { Monitor } from '../observe/monitor.js';
 import { identifyPeer } from '../observe/peer-identity.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionView } from './connection.js';
 
 export interface AccessPolicy {
   /** When non-empty, only peers whose uid is listed (or whose gid is in allowGids) are served. */
@@ -26,6 +27,8 @@ export interface ServerOptions {
   readonly devices?: DeviceIdentities;
   /** Where procfs is mounted, for the peers' VM names (tests). */
   readonly procRoot?: string;
+  /** Counts connections and commands; by default one of its own. */
+  readonly monitor?: Monitor;
 }
 
 const ACCEPT_RETRY_MS = 250;
@@ -43,14 +46,34 @@ export class HelperServer {
   private nextId = 1;
   private readonly repeated: RepeatedLines;
   private readonly devices: DeviceIdentities;
+  readonly monitor: Monitor;
 
   constructor(private readonly options: ServerOptions) {
     this.repeated = options.repeated ?? new RepeatedLines(options.log);
     this.devices = options.devices ?? new DeviceIdentities();
+    this.monitor = options.monitor ?? new Monitor();
   }
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Commands executing now, and for how long the oldest has been (0 when none). */
+  inFlight(now = process.hrtime.bigint()): { count: number; oldestSeconds: number } {
+    let count = 0;
+    let oldest = now;
+    for (const conn of this.connections) {
+      const since = conn.executingSince;
+      if (since === null) continue;
+      count++;
+      if (since < oldest) oldest = since;
+    }
+    return { count, oldestSeconds: Number(now - oldest) / 1e9 };
+  }
+
+  /** Every open connection with its peer and the command it executes. */
+  connectionViews(now = process.hrtime.bigint()): ConnectionView[] {
+    return [...this.connections].map((conn) => conn.view(now));
   }
 
   start(): void {
@@ -107,6 +130,7 @@ export class HelperServer {
     const procRoot = this.options.procRoot;
     if (!this.allowed(peer)) {
       const log = this.options.log.child({ conn: id });
+      this.monitor.connectionRefused('allow-list');
       this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot) }), 'peer not in the allow list; connection closed');
       native.close(fd);
       return;
@@ -114,18 +138,22 @@ export class HelperServer {
     const max = this.options.maxConnections;
     if (max !== undefined && this.connections.size >= max) {
       const log = this.options.log.child({ conn: id });
+      this.monitor.connectionRefused('connection-limit');
       this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot), max }), 'connection limit reached; connection closed');
       native.close(fd);
       return;
     }
+    this.monitor.connectionAccepted();
     // Who the peer is goes into every line of the connection; /proc is read once, here.
-    const log = this.options.log.child({ conn: id, peer, ...identifyPeer(peer.pid, procRoot) });
+    const identity = identifyPeer(peer.pid, procRoot);
+    const log = this.options.log.child({ conn: id, peer, ...identity });
     this.repeated.write(log, 'info', peer, {}, 'connection opened');
     const conn = new Connection(
       new FdStream(fd),
       peer,
-      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated, devices: this.devices },
+      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated, devices: this.devices, monitor: this.monitor },
       log,
+      { conn: id, ...identity },
     );
     this.connections.add(conn);
     const done: Promise<void> = conn.run().finally(() => {
