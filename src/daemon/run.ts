@@ -7,6 +7,7 @@ import type { MetricsAddress } from '../observe/metrics-address.js';
 import type { MetricsEndpoint } from '../observe/metrics-endpoint.js';
 import type { MetricsSources } from '../observe/metrics.js';
 import { Monitor } from '../observe/monitor.js';
+import { openStatusSocket, statusSocketPath } from '../observe/status-socket.js';
 import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
@@ -224,6 +225,22 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
+  const status = openStatusSocket(
+    statusSocketPath(listener.ownPath),
+    () => ({
+      pid: process.pid,
+      startedAt: new Date(monitor.startedAt).toISOString(),
+      uptimeSeconds: (Date.now() - monitor.startedAt) / 1000,
+      backend: backend.name,
+      socket: socketName,
+      log: logging.destination,
+      metrics: metrics?.url ?? null,
+      counters: { ...monitor.counters, logLinesDropped: logging.droppedLines() },
+      inFlight: server.inFlight(),
+      connections: server.connectionViews(),
+    }),
+    log,
+  );
   log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
   notifySystemd(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
@@ -232,6 +249,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   log.info({ signal, connections: server.connectionCount }, 'stopping');
   notifySystemd('STOPPING=1');
   await server.stop();
+  status?.close();
   await metrics?.close();
   if (listener.ownPath) {
     const failure = unlinkQuietly(listener.ownPath);
