@@ -31,6 +31,8 @@ export interface StartOptions {
   readonly nodeArgs?: readonly string[];
   /** Another build of our daemon (bench/ab.ts compares two); default dist/src/cli/main.js. */
   readonly entry?: string;
+  /** Ours at the default log level (audit trail, failures) instead of -q. */
+  readonly defaultLevel?: boolean;
   /** Start as uid/gid 65534 through setpriv(1), so no privilege drop (and no re-exec) happens. */
   readonly unprivileged?: boolean;
   readonly env?: Readonly<Record<string, string>>;
@@ -54,7 +56,8 @@ function command(kind: DaemonKind, socket: string, options: StartOptions): [stri
   const args = options.args ?? [];
   if (kind === 'ours') {
     // -q: errors only, which is what the original logs without -v.
-    const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, '-q', ...args];
+    const level = options.defaultLevel ? [] : ['-q'];
+    const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, ...level, ...args];
     return options.unprivileged ? [SETPRIV, [...NOBODY, ...node]] : [node[0]!, node.slice(1)];
   }
   return [QEMU_PR_HELPER, ['-k', socket, ...args]];

@@ -17,9 +17,9 @@ type Level = 'info' | 'warn';
 interface FirstLine {
   readonly level: Level;
   readonly peer: PeerKey;
-  /** Filled in once the line is admitted (a held-back line never builds its fields). */
+  /** Filled in once the line is admitted (a held-back line is never built). */
   fields: Record<string, unknown> | null;
-  readonly msg: string;
+  msg: string;
 }
 
 export type LineFields = Record<string, unknown> | (() => Record<string, unknown>);
@@ -54,14 +54,24 @@ export class RepeatedLines {
    * lately. `fields` may be a function, called only for a line that is written.
    */
   write(target: Logger, level: Level, peer: PeerKey, fields: LineFields, msg: string): void {
-    const first: FirstLine = { level, peer: { pid: peer.pid, uid: peer.uid }, fields: null, msg };
-    if (!this.limiter.admit(`${peer.uid}/${peer.pid}/${msg}`, first, Date.now())) {
+    this.writeLazy(target, level, peer, msg, () => ({ fields: typeof fields === 'function' ? fields() : fields, msg }));
+  }
+
+  /**
+   * The same for a line that is costly to build: `key` says which lines are
+   * the same, and `build` runs only for a line that is written.
+   */
+  writeLazy(target: Logger, level: Level, peer: PeerKey, key: string, build: () => { fields: Record<string, unknown>; msg: string }): void {
+    const first: FirstLine = { level, peer: { pid: peer.pid, uid: peer.uid }, fields: null, msg: '' };
+    if (!this.limiter.admit(`${peer.uid}/${peer.pid}/${key}`, first, Date.now())) {
       this.schedule();
       return;
     }
     // Stored as the window's context when this line opened the window.
-    first.fields = typeof fields === 'function' ? fields() : fields;
-    target[level](first.fields, msg);
+    const line = build();
+    first.fields = line.fields;
+    first.msg = line.msg;
+    target[level](line.fields, line.msg);
   }
 
   /** Summarises every open window now (at stop). */

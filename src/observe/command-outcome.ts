@@ -41,21 +41,46 @@ function cause(result: BackendResult, fields: Record<string, unknown>): string {
   return key ? `${statusName(result.status)}, ${key}` : statusName(result.status);
 }
 
+function transportFailed(t: TransportOutcome | undefined): boolean {
+  return t !== undefined && (t.errno !== 0 || t.hostStatus !== 0 || (t.driverStatus & DRIVER_STATUS_BUSY_MASK) !== 0);
+}
+
+/**
+ * The level a result is logged at by default, null for none (a PR IN that
+ * went well), decided without building the line.
+ */
+export function outcomeLevel(direction: PrRequest['direction'], result: BackendResult): OutcomeLine['level'] | null {
+  const status = result.status;
+  if (status === ScsiStatus.GOOD) return direction === 'in' ? null : 'info';
+  if (status === ScsiStatus.RESERVATION_CONFLICT) return 'info';
+  // A UNIT ATTENTION made up for a transport failure (DID_RESET) is that failure.
+  if (status === ScsiStatus.CHECK_CONDITION && !transportFailed(result.transport) && result.sense && decodeSense(result.sense)?.key === SenseKey.UNIT_ATTENTION) {
+    return 'info';
+  }
+  return 'warn';
+}
+
+/**
+ * Results with the same key get the same warning (service action and cause),
+ * so the rate limit can decide before the line is built.
+ */
+export function failureKey(cdb: Uint8Array, result: BackendResult): string {
+  const t = result.transport;
+  const senseKey = result.status === ScsiStatus.CHECK_CONDITION && result.sense ? (decodeSense(result.sense)?.key ?? -1) : -1;
+  return `${cdb[0]}/${cdb[1]! & 0x1f}/${result.status}/${t ? `${t.errno}/${t.hostStatus}/${t.driverStatus}` : '-'}/${senseKey}`;
+}
+
 /** The line a command's result gets at the default level, or null (PR IN that went well). */
 export function outcomeLine(request: Pick<PrRequest, 'cdb' | 'params' | 'direction'>, result: BackendResult): OutcomeLine | null {
+  const level = outcomeLevel(request.direction, result);
+  if (level === null) return null;
   const status = result.status;
-  if (request.direction === 'in' && status === ScsiStatus.GOOD) return null;
-  const checkCondition = status === ScsiStatus.CHECK_CONDITION;
-  const unitAttention = checkCondition && result.sense ? decodeSense(result.sense)?.key === SenseKey.UNIT_ATTENTION : false;
   const command = describePrCommand(request.cdb, request.params);
-  const transport = transportFields(result.transport);
-  const fields: Record<string, unknown> = { ...command, status: statusName(status), ...transport };
-  if (checkCondition) fields['sense'] = describeSenseInWords(result.sense);
+  const fields: Record<string, unknown> = { ...command, status: statusName(status), ...transportFields(result.transport) };
+  if (status === ScsiStatus.CHECK_CONDITION) fields['sense'] = describeSenseInWords(result.sense);
   const name = `${command.op} ${command.action}`;
-  // A UNIT ATTENTION made up for a transport failure (DID_RESET) is that failure.
-  const transportFailed = Object.keys(transport).length > 0;
-  if (status === ScsiStatus.GOOD || status === ScsiStatus.RESERVATION_CONFLICT || (unitAttention && !transportFailed)) {
-    return { level: 'info', msg: `${name}: ${unitAttention ? 'UNIT ATTENTION' : statusName(status)}`, fields };
+  if (level === 'info') {
+    return { level, msg: `${name}: ${status === ScsiStatus.CHECK_CONDITION ? 'UNIT ATTENTION' : statusName(status)}`, fields };
   }
-  return { level: 'warn', msg: `${name} failed: ${cause(result, fields)}`, fields };
+  return { level, msg: `${name} failed: ${cause(result, fields)}`, fields };
 }

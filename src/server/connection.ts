@@ -10,7 +10,7 @@ import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
 import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
 import { encodeHandshake, encodeResponse } from '../protocol/response.js';
-import { outcomeLine } from '../observe/command-outcome.js';
+import { failureKey, outcomeLevel, outcomeLine } from '../observe/command-outcome.js';
 import { describePrCommand, describeSense, statusName } from '../scsi/pr-describe.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
@@ -189,11 +189,18 @@ export class Connection {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.ctx.monitor.commandDone(request, result, seconds);
     const log = this.log;
-    const line = log.isLevelEnabled('info') ? outcomeLine(request, result) : null;
-    if (line) {
-      const fields = () => ({ ...line.fields, ...this.ctx.devices.of(request.fd) });
-      if (line.level === 'warn') this.ctx.repeated.write(log, 'warn', this.peer, fields, line.msg);
-      else log.info(fields(), line.msg);
+    const level = log.isLevelEnabled('info') ? outcomeLevel(request.direction, result) : null;
+    if (level !== null) {
+      const line = () => {
+        const { msg, fields } = outcomeLine(request, result)!;
+        return { msg, fields: { ...fields, ...this.ctx.devices.of(request.fd) } };
+      };
+      if (level === 'warn') {
+        this.ctx.repeated.writeLazy(log, 'warn', this.peer, failureKey(request.cdb, result), line);
+      } else {
+        const { msg, fields } = line();
+        log.info(fields, msg);
+      }
     }
     if (log.isLevelEnabled('debug')) {
       log.debug(

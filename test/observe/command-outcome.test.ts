@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BackendResult } from '../../src/backend/backend.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
-import { outcomeLine } from '../../src/observe/command-outcome.js';
+import { failureKey, outcomeLine } from '../../src/observe/command-outcome.js';
 import { fixedSense, Sense } from '../../src/scsi/sense.js';
 
 const readKeys = { cdb: prInCdb(PrInAction.READ_KEYS, 8192), params: Buffer.alloc(0), direction: 'in' as const };
@@ -53,5 +53,21 @@ describe('outcomeLine', () => {
     ['BUSY from the device', { status: 8 }, 'PR IN READ KEYS failed: BUSY', { status: 'BUSY' }],
   ])('a failure is at warn: %s', (_name, result, msg, fields) => {
     expect(outcomeLine(readKeys, result)).toMatchObject({ level: 'warn', msg, fields });
+  });
+});
+
+describe('failureKey', () => {
+  it('is the same for the same service action and cause, and differs otherwise', () => {
+    const enotty = check(Sense.IO_PROCESS_TERMINATED, { ...ok, errno: 25 });
+    expect(failureKey(readKeys.cdb, enotty)).toBe(failureKey(prInCdb(PrInAction.READ_KEYS, 16), check(Sense.IO_PROCESS_TERMINATED, { ...ok, errno: 25 })));
+    const others = [
+      failureKey(readKeys.cdb, enotty),
+      failureKey(readKeys.cdb, check(Sense.IO_PROCESS_TERMINATED, { ...ok, errno: 5 })),
+      failureKey(readKeys.cdb, check(Sense.COMMAND_TIMEOUT, { ...ok, hostStatus: 3 })),
+      failureKey(readKeys.cdb, check(Sense.INVALID_FIELD_IN_CDB, ok)),
+      failureKey(readKeys.cdb, check(Sense.MEDIUM_NOT_PRESENT, ok)),
+      failureKey(preempt.cdb, enotty),
+    ];
+    expect(new Set(others).size).toBe(others.length);
   });
 });
