@@ -1,6 +1,6 @@
 /**
  * `node dist/bench/ab.js A/dist/src/cli/main.js B/dist/src/cli/main.js
- * [--clients N] [--reps N] [--window-ms N] [--simulate]`: two builds of our
+ * [--clients N] [--reps N] [--window-ms N] [--simulate] [--default-level]`: two builds of our
  * daemon under the same closed-loop load, alternating A and B, printing the
  * medians of daemon CPU per request and requests/s. For judging an
  * optimisation on a noisy machine, where one run of each says little.
@@ -20,8 +20,9 @@ function flag(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const entries = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !all[i - 1]?.startsWith('--'));
-  if (entries.length !== 2) throw new Error('usage: ab.js ENTRY_A ENTRY_B [--clients N] [--reps N] [--window-ms N] [--simulate]');
+  if (entries.length !== 2) throw new Error('usage: ab.js ENTRY_A ENTRY_B [--clients N] [--reps N] [--window-ms N] [--simulate] [--default-level]');
   const simulate = process.argv.includes('--simulate');
+  const defaultLevel = process.argv.includes('--default-level');
   const clients = flag('--clients', 16);
   const reps = flag('--reps', 7);
   const windowMs = flag('--window-ms', 2000);
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
       const order: ('A' | 'B')[] = rep % 2 === 0 ? ['A', 'B'] : ['B', 'A'];
       for (const which of order) {
         const entry = resolve(entries[which === 'A' ? 0 : 1]!);
-        const { daemon } = await startDaemon('ours', dir, `${which}${rep}`, { entry, args: simulate ? ['--simulate'] : [] });
+        const { daemon } = await startDaemon('ours', dir, `${which}${rep}`, { entry, args: simulate ? ['--simulate'] : [], defaultLevel });
         try {
           const c = simulate ? simulatedCase(daemon, clients, disk) : devNullCase(daemon, clients);
           const f = await measureLoad(pool, c, { warmupMs: 500, windowMs });

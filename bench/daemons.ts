@@ -30,6 +30,8 @@ export interface StartOptions {
   readonly nodeArgs?: readonly string[];
   /** Another build of our daemon (bench/ab.ts compares two); default dist/src/cli/main.js. */
   readonly entry?: string;
+  /** Ours at the default log level (audit trail, failures) instead of -q. */
+  readonly defaultLevel?: boolean;
   /** Start as uid/gid 65534 through setpriv(1), so no privilege drop (and no re-exec) happens. */
   readonly unprivileged?: boolean;
   readonly env?: Readonly<Record<string, string>>;
@@ -53,7 +55,8 @@ function command(kind: DaemonKind, socket: string, options: StartOptions): [stri
   const args = options.args ?? [];
   if (kind === 'ours') {
     // -q: errors only, which is what the original logs without -v.
-    const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, '-q', ...args];
+    const level = options.defaultLevel ? [] : ['-q'];
+    const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, ...level, ...args];
     if (options.unprivileged) return [SETPRIV, [...NOBODY, ...node]];
     // The daemon notifies only the systemd that started it, which sets
     // SYSTEMD_EXEC_PID to the service's pid: $$ of a shell that then execs.

@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   const pool = new LoadPool(2);
   const { daemon } = await startDaemon('ours', dir, 'profiled', {
     args: simulate ? ['--simulate'] : [],
+    defaultLevel: process.argv.includes('--default-level'),
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`],
   });
   try {

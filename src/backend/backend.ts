@@ -7,6 +7,20 @@ export interface BackendRequest extends PrRequest {
   readonly peer: PeerCredentials;
 }
 
+/** What the transport said besides the SCSI status (SG_IO backends): for the log and the metrics. */
+export interface TransportOutcome {
+  /** 0, or the errno SG_IO failed with. */
+  readonly errno: number;
+  readonly hostStatus: number;
+  readonly driverStatus: number;
+  /** A host_status qemu-pr-helper has no row for (it would answer GOOD; we answer ABORTED COMMAND). */
+  readonly unmappedHostStatus?: boolean;
+}
+
+export interface BackendResult extends CommandResult {
+  readonly transport?: TransportOutcome;
+}
+
 /**
  * Executes one PR command on the device behind `fd`. The server never knows
  * which implementation it talks to. The descriptor stays owned by the server,
@@ -15,6 +29,6 @@ export interface BackendRequest extends PrRequest {
  */
 export interface Backend {
   readonly name: string;
-  execute(request: BackendRequest): Promise<CommandResult>;
+  execute(request: BackendRequest): Promise<BackendResult>;
   close(): Promise<void>;
 }

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import * as native from '../native/binding.js';
 import { MAX_TRANSFER } from '../protocol/constants.js';
-import type { CommandResult } from '../protocol/response.js';
-import type { Backend, BackendRequest } from './backend.js';
+import type { Backend, BackendRequest, BackendResult } from './backend.js';
 import { MultipathRouter, type MultipathOptions } from './multipath.js';
 import { mapSgioOutcome } from './sgio-result.js';
 
@@ -28,7 +27,7 @@ export class SgioBackend implements Backend {
     this.multipath = new MultipathRouter({ timeoutMs: options.timeoutMs, log: options.log, ...options.multipath });
   }
 
-  async execute(request: BackendRequest): Promise<CommandResult> {
+  async execute(request: BackendRequest): Promise<BackendResult> {
     // A request on a dm-multipath map goes through the map's paths, so that
     // registrations reach every I_T nexus; null: not a map.
     const viaPaths = await this.multipath.execute(request);
@@ -41,16 +40,13 @@ export class SgioBackend implements Backend {
         : await native.sgio(request.fd, request.cdb, native.SgDirection.TO_DEV, request.params, this.options.timeoutMs);
     const dxferLength = request.direction === 'in' ? MAX_TRANSFER : request.params.length;
     const mapped = mapSgioOutcome(outcome, dxferLength);
-    if (mapped.unknownHostStatus !== undefined) {
-      this.options.log.warn(
-        { hostStatus: mapped.unknownHostStatus },
-        'unknown SG_IO host_status; replying ABORTED COMMAND where qemu-pr-helper would report GOOD',
-      );
-    }
+    // The connection logs failures, with the device and the VM it knows.
+    const { errno, hostStatus, driverStatus } = outcome;
     return {
       status: mapped.status,
       sense: mapped.sense,
       data: outcome.data ? outcome.data.subarray(0, Math.min(mapped.transferred, request.transferLength)) : null,
+      transport: mapped.unknownHostStatus === undefined ? { errno, hostStatus, driverStatus } : { errno, hostStatus, driverStatus, unmappedHostStatus: true },
     };
   }
 

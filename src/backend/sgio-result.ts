@@ -5,6 +5,7 @@
  * Reference: pr-helper-protocol.md 2.3 (decision order), 2.4a (errno table),
  * 2.4b (host_status table), 2.4c (synthesized fixed sense), 1.5 (sense buffer).
  */
+import { getSystemErrorName } from 'node:util';
 import { Sense, fixedSense, type SenseCode } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 
@@ -24,6 +25,19 @@ export const Errno = {
   ENOMEDIUM: 123,
 } as const;
 
+const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([name, value]) => [value, name]));
+
+/**
+ * The errno's name for the log. libuv's table (util.getSystemErrorName)
+ * lacks several that SG_IO returns (EDOM, EBADE, ENOMEDIUM), so 2.4a's go first.
+ */
+export function errnoName(errno: number): string {
+  const known = ERRNO_NAMES.get(errno);
+  if (known) return known;
+  const name = getSystemErrorName(-errno);
+  return name.startsWith('Unknown') ? `errno ${errno}` : name;
+}
+
 /** SG_IO host_status values (Linux DID_*) that 2.4b maps to something specific. */
 export const HostStatus = {
   OK: 0x00,
@@ -40,11 +54,33 @@ export const HostStatus = {
   MEDIUM_ERROR: 0x13,
 } as const;
 
+/** Linux's DID_* names by value (include/scsi/scsi_status.h), for the log. */
+const HOST_STATUS_NAMES = [
+  'DID_OK', 'DID_NO_CONNECT', 'DID_BUS_BUSY', 'DID_TIME_OUT', 'DID_BAD_TARGET', 'DID_ABORT', 'DID_PARITY',
+  'DID_ERROR', 'DID_RESET', 'DID_BAD_INTR', 'DID_PASSTHROUGH', 'DID_SOFT_ERROR', 'DID_IMM_RETRY', 'DID_REQUEUE',
+  'DID_TRANSPORT_DISRUPTED', 'DID_TRANSPORT_FAILFAST', 'DID_TARGET_FAILURE', 'DID_NEXUS_FAILURE',
+  'DID_ALLOC_FAILURE', 'DID_MEDIUM_ERROR', 'DID_TRANSPORT_MARGINAL',
+];
+
+export function hostStatusName(hostStatus: number): string {
+  return HOST_STATUS_NAMES[hostStatus] ?? `0x${hostStatus.toString(16).padStart(2, '0')}`;
+}
+
 /**
  * The original tests driver_status against DRIVER_TIMEOUT (6) as a bit mask,
  * so any of bits 1-2 counts (2.3 step 3); we reproduce the mask, not the intent.
  */
 export const DRIVER_STATUS_BUSY_MASK = 0x06;
+
+/** Linux DRIVER_TIMEOUT, the driver byte value behind that mask. */
+export const DRIVER_TIMEOUT = 0x06;
+
+/** Whether an SG_IO timed out, and who said so (in 2.3's order: errno first, then host, then driver). */
+export function sgioTimeout(o: Pick<SgioOutcome, 'errno' | 'hostStatus' | 'driverStatus'>): 'host_status' | 'driver' | null {
+  if (o.errno !== 0) return null;
+  if (o.hostStatus !== HostStatus.OK) return o.hostStatus === HostStatus.TIME_OUT ? 'host_status' : null;
+  return (o.driverStatus & 0x0f) === DRIVER_TIMEOUT ? 'driver' : null;
+}
 
 /**
  * Which QEMU release's errno table to follow. Only ENODEV differs (spec 0, item 1).

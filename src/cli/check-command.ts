@@ -3,7 +3,7 @@
  * file, permission, handshake, and optionally a device and one READ KEYS),
  * stopping at the first failure with a hint on how to fix it.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { HelperClient } from '../client/client.js';
 import { prInCdb, PrInAction } from '../client/pr-commands.js';
@@ -13,6 +13,7 @@ import * as native from '../native/binding.js';
 import { HANDSHAKE_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
 import { connectFailureHint, describeReply, processOutput, type Output } from './client-command.js';
 import { DEFAULT_SOCKET, PROGRAM } from './options.js';
+import { parseSubcommandArgs } from './subcommand-args.js';
 
 const COMMAND = `${PROGRAM} check`;
 const DEFAULT_TIMEOUT_MS = 3000;
@@ -366,19 +367,8 @@ function buildProgram(): Command {
 /** `pr-helper check ARGS`: returns the exit status. */
 export async function runCheckCommand(argv: readonly string[], io: Output = processOutput): Promise<number> {
   const program = buildProgram();
-  let out = '';
-  program.configureOutput({ writeOut: (s) => (out += s), writeErr: () => {} });
-  try {
-    program.parse([...argv], { from: 'user' });
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err;
-    if (err.exitCode === 0) {
-      io.out(out);
-      return 0;
-    }
-    io.err(`${COMMAND}: ${err.message.replace(/^error: /, '').trim().replace(/\n/g, ' ')}; see '${COMMAND} --help'\n`);
-    return 1;
-  }
+  const exit = parseSubcommandArgs(program, argv, io);
+  if (exit !== null) return exit;
   const o = program.opts<{ socket: string; device?: string; timeout: number; json?: boolean }>();
   const results = await runChecks({ socket: o.socket, device: o.device, timeoutMs: o.timeout });
   const ok = results.every((r) => r.ok);

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { LogFormat } from '../log/format.js';
+import { parseMetricsAddress, type MetricsAddress } from '../observe/metrics-address.js';
 
 export const PROGRAM = 'pr-helper';
 export const DEFAULT_SOCKET = '/var/run/qemu-pr-helper.sock';
@@ -30,6 +31,8 @@ export interface DaemonOptions {
   logFile: string | null;
   sgioTimeoutMs: number;
   maxConnections: number | undefined;
+  /** --metrics: where to serve Prometheus metrics; null: nowhere. */
+  metrics: MetricsAddress | null;
 }
 
 /**
@@ -133,10 +136,19 @@ function buildProgram(version: string): Command {
     .option('--log-file <path>', 'append the log to this file instead of stderr (reopened on SIGUSR2)')
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
     .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
+    .option('--metrics <address>', 'serve Prometheus metrics at http://ADDRESS/metrics: a Unix socket PATH or loopback HOST:PORT', metricsAddress)
     .allowExcessArguments(true)
     .addHelpText('after', SUBCOMMANDS_HELP)
     .exitOverride()
     .configureOutput({ writeOut: () => {}, writeErr: () => {} });
+}
+
+function metricsAddress(value: string): MetricsAddress {
+  try {
+    return parseMetricsAddress(value);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function parseMode(value: string): number {
@@ -190,6 +202,7 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         logFile: logFileOf(o.logFile, traces.flatMap((t) => (t.file === null ? [] : [t.file]))),
         sgioTimeoutMs: o.sgioTimeout,
         maxConnections: o.maxConnections,
+        metrics: o.metrics ?? null,
       },
     };
   } catch (err) {

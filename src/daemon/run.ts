@@ -4,6 +4,11 @@ import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
 import { traceSelects, type DaemonOptions } from '../cli/options.js';
 import { createLogging, levelFor, LogFileError, type Logging } from '../log/logger.js';
+import type { MetricsAddress } from '../observe/metrics-address.js';
+import type { MetricsEndpoint } from '../observe/metrics-endpoint.js';
+import type { MetricsSources } from '../observe/metrics.js';
+import { Monitor } from '../observe/monitor.js';
+import { openStatusSocket, statusSocketPath } from '../observe/status-socket.js';
 import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
@@ -134,6 +139,16 @@ async function startUp(options: DaemonOptions): Promise<Started> {
   }
 }
 
+/** prom-client is loaded only here, when --metrics asks for it: it takes ~75 ms. */
+async function openMetrics(address: MetricsAddress, sources: MetricsSources): Promise<MetricsEndpoint> {
+  const { startMetrics } = await import('../observe/metrics-endpoint.js');
+  try {
+    return await startMetrics(address, sources);
+  } catch (err) {
+    throw new StartupError(`--metrics: cannot listen: ${(err as Error).message}`);
+  }
+}
+
 /** -d detaches from stderr: say where the log goes instead. */
 function backgroundLogNote(options: DaemonOptions): string {
   if (options.logFile !== null) return `its log goes to ${options.logFile}`;
@@ -171,9 +186,13 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
 
   let started: Started | null = null;
   let backend: Backend;
+  const monitor = new Monitor();
+  let metrics: MetricsEndpoint | null = null;
   try {
     started = await startUp(options);
     backend = await createBackend(options, log);
+    // The gauges read `server` only when scraped, which is after it exists.
+    if (options.metrics) metrics = await openMetrics(options.metrics, { monitor, connections: () => server.connectionCount, inFlight: () => server.inFlight(), droppedLogLines: logging.droppedLines });
   } catch (err) {
     const message = (err as Error).message;
     if (started?.listener.ownPath) unlinkQuietly(started.listener.ownPath);
@@ -194,10 +213,27 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     access: { allowUids: options.allowUids, allowGids: options.allowGids },
     maxConnections: options.maxConnections,
     repeated: logging.repeated,
+    monitor,
   });
   server.start();
   const socketName = listener.ownPath ?? `fd ${listener.fd} (socket activation)`;
-  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, pidfile: pidfile?.path }, 'accepting connections');
+  const status = openStatusSocket(
+    statusSocketPath(listener.ownPath),
+    () => ({
+      pid: process.pid,
+      startedAt: new Date(monitor.startedAt).toISOString(),
+      uptimeSeconds: (Date.now() - monitor.startedAt) / 1000,
+      backend: backend.name,
+      socket: socketName,
+      log: logging.destination,
+      metrics: metrics?.url ?? null,
+      counters: { ...monitor.counters, logLinesDropped: logging.droppedLines() },
+      inFlight: server.inFlight(),
+      connections: server.connectionViews(),
+    }),
+    log,
+  );
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
   notify(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
 
@@ -205,6 +241,8 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   log.info({ signal, connections: server.connectionCount }, 'stopping');
   notify('STOPPING=1');
   await server.stop();
+  status?.close();
+  await metrics?.close();
   if (listener.ownPath) {
     const failure = unlinkQuietly(listener.ownPath);
     if (failure) log.warn({ socket: listener.ownPath, err: failure }, 'Failed to unlink socket');

@@ -16,9 +16,13 @@ type Level = 'info' | 'warn';
 
 interface FirstLine {
   readonly level: Level;
-  readonly fields: Record<string, unknown>;
-  readonly msg: string;
+  readonly peer: PeerKey;
+  /** Filled in once the line is admitted (a held-back line is never built). */
+  fields: Record<string, unknown> | null;
+  msg: string;
 }
+
+export type LineFields = Record<string, unknown> | (() => Record<string, unknown>);
 
 /**
  * Lines a peer can cause over and over (refused by the allow list, over the
@@ -38,17 +42,36 @@ export class RepeatedLines {
       windowMs: REPEAT_WINDOW_MS,
       maxKeys: MAX_TRACKED,
       summarise: (first, suppressed) =>
-        this.log[first.level]({ ...first.fields, suppressed }, `${first.msg} (repeated: ${suppressed} more in ${REPEAT_WINDOW_MS / 1000} s not logged)`),
+        this.log[first.level](
+          { peer: first.peer, ...first.fields, suppressed },
+          `${first.msg} (repeated: ${suppressed} more in ${REPEAT_WINDOW_MS / 1000} s not logged)`,
+        ),
     });
   }
 
-  /** Logs `msg` on `target` unless this peer has said the same too often lately. */
-  write(target: Logger, level: Level, peer: PeerKey, fields: Record<string, unknown>, msg: string): void {
-    if (this.limiter.admit(`${peer.uid}/${peer.pid}/${msg}`, { level, fields, msg }, Date.now())) {
-      target[level](fields, msg);
-    } else {
+  /**
+   * Logs `msg` on `target` unless this peer has said the same too often
+   * lately. `fields` may be a function, called only for a line that is written.
+   */
+  write(target: Logger, level: Level, peer: PeerKey, fields: LineFields, msg: string): void {
+    this.writeLazy(target, level, peer, msg, () => ({ fields: typeof fields === 'function' ? fields() : fields, msg }));
+  }
+
+  /**
+   * The same for a line that is costly to build: `key` says which lines are
+   * the same, and `build` runs only for a line that is written.
+   */
+  writeLazy(target: Logger, level: Level, peer: PeerKey, key: string, build: () => { fields: Record<string, unknown>; msg: string }): void {
+    const first: FirstLine = { level, peer: { pid: peer.pid, uid: peer.uid }, fields: null, msg: '' };
+    if (!this.limiter.admit(`${peer.uid}/${peer.pid}/${key}`, first, Date.now())) {
       this.schedule();
+      return;
     }
+    // Stored as the window's context when this line opened the window.
+    const line = build();
+    first.fields = line.fields;
+    first.msg = line.msg;
+    target[level](line.fields, line.msg);
   }
 
   /** Summarises every open window now (at stop). */

@@ -11,19 +11,26 @@ export const MAX_QUEUED_BYTES = 256 * 1024;
 const WRITEV_BATCH = 64;
 
 /**
- * Writes log lines to a descriptor without ever blocking the event loop: the
- * descriptor is switched to O_NONBLOCK, lines that do not fit wait in a
- * bounded queue until poll says the descriptor is writable again, and lines
- * beyond the bound are dropped and counted. Once the queue has drained,
+ * Writes log lines to a descriptor without ever blocking the event loop.
+ * Lines written in one turn of the event loop leave together at its end, in
+ * one write(2) (under load a syscall per line cost more than the rest of the
+ * audit trail). The descriptor is switched to O_NONBLOCK; what it does not
+ * take waits in a bounded queue until poll says it is writable again, and
+ * lines beyond the bound are dropped and counted. Once the queue has drained,
  * `onDropped` is told how many were lost so that one line can say so. A
  * descriptor that fails for good (EPIPE: the reader is gone) swallows
  * everything from then on; that costs nothing and is still counted.
  */
 export class LogSink {
   private fd: number;
+  /** Lines of this turn, not yet handed to the descriptor. */
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  /** Bytes the descriptor refused, waiting for POLLOUT. */
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
-  /** Armed only while lines wait; paused (not closed) in between. */
+  /** Armed only while bytes wait; paused (not closed) in between. */
   private watch: native.PollHandle | null = null;
   private watching = false;
   private broken = false;
@@ -51,27 +58,18 @@ export class LogSink {
       this.dropped++;
       return;
     }
-    if (this.queue.length > 0) {
-      this.enqueue(Buffer.from(line));
+    // line.length undercounts multi-byte text a little; the bound stays a bound.
+    if (this.pendingBytes + this.queuedBytes + line.length > MAX_QUEUED_BYTES) {
+      this.dropped++;
+      this.unreported++;
       return;
     }
-    if (!this.nonBlocking) this.makeNonBlocking();
-    let written: number;
-    try {
-      written = writeSync(this.fd, line);
-    } catch (err) {
-      if (!isWouldBlock(err)) {
-        this.dropped++;
-        return this.fail();
-      }
-      written = 0;
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
     }
-    if (written === line.length && written === Buffer.byteLength(line)) return;
-    const rest = Buffer.from(line).subarray(written);
-    if (rest.length === 0) return;
-    this.queue.push(rest);
-    this.queuedBytes += rest.length;
-    this.waitWritable();
   }
 
   /** Writes what the descriptor takes now, without waiting (at exit). */
@@ -79,7 +77,7 @@ export class LogSink {
     this.drain();
   }
 
-  /** Switches to another descriptor (a reopened log file); queued lines go there. */
+  /** Switches to another descriptor (a reopened log file); what waits goes there. */
   replace(fd: number): void {
     this.closeWatch();
     if (this.ownsFd) closeSync(this.fd);
@@ -101,12 +99,44 @@ export class LogSink {
     this.originalFlags = null;
   }
 
-  private enqueue(bytes: Buffer): void {
-    if (this.queuedBytes + bytes.length > MAX_QUEUED_BYTES) {
-      this.dropped++;
-      this.unreported++;
+  /** This turn's lines to the descriptor, or behind what already waits for it. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.pending.length === 0) return;
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('');
+    const lines = this.pending.length;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.broken) {
+      this.dropped += lines;
       return;
     }
+    if (this.queue.length > 0) {
+      this.push(Buffer.from(text));
+      return;
+    }
+    if (!this.nonBlocking) this.makeNonBlocking();
+    let written: number;
+    try {
+      written = writeSync(this.fd, text);
+    } catch (err) {
+      if (!isWouldBlock(err)) {
+        this.dropped += lines;
+        return this.fail();
+      }
+      written = 0;
+    }
+    if (written !== text.length || written !== Buffer.byteLength(text)) {
+      const rest = Buffer.from(text).subarray(written);
+      if (rest.length > 0) {
+        this.push(rest);
+        return this.waitWritable();
+      }
+    }
+    this.reportDrops();
+  }
+
+  private push(bytes: Buffer): void {
     this.queue.push(bytes);
     this.queuedBytes += bytes.length;
   }
@@ -135,11 +165,15 @@ export class LogSink {
       this.consume(written);
     }
     this.stopWatching();
-    if (this.unreported > 0 && !this.broken) {
-      const count = this.unreported;
-      this.unreported = 0;
-      this.onDropped(count);
-    }
+    this.flush();
+    this.reportDrops();
+  }
+
+  private reportDrops(): void {
+    if (this.unreported === 0 || this.broken || this.queue.length > 0) return;
+    const count = this.unreported;
+    this.unreported = 0;
+    this.onDropped(count);
   }
 
   private consume(bytes: number): void {

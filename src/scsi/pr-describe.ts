@@ -1,5 +1,5 @@
-import { decodeSense } from './sense.js';
-import { Opcode } from './status.js';
+import { decodeSense, Sense } from './sense.js';
+import { Opcode, ScsiStatus, SenseKey } from './status.js';
 
 const PR_IN_ACTIONS = ['READ KEYS', 'READ RESERVATION', 'REPORT CAPABILITIES', 'READ FULL STATUS'];
 const PR_OUT_ACTIONS = [
@@ -51,4 +51,29 @@ export function describeSense(sense: Uint8Array | null | undefined): string | nu
   if (!code) return null;
   const h = (n: number) => n.toString(16).padStart(2, '0');
   return `${h(code.key)}/${h(code.asc)}/${h(code.ascq)}`;
+}
+
+const words = (name: string): string => name.replace(/_/g, ' ');
+const STATUS_NAMES = new Map(Object.entries(ScsiStatus).map(([name, value]) => [value as number, words(name)]));
+const SENSE_KEY_NAMES = new Map(Object.entries(SenseKey).map(([name, value]) => [value as number, words(name)]));
+const ASC_NAMES = new Map(Object.entries(Sense).map(([name, code]) => [(code.asc << 8) | code.ascq, words(name).toLowerCase()]));
+
+/** "RESERVATION CONFLICT" for 0x18; the hex value for a status without a name here. */
+export function statusName(status: number): string {
+  return STATUS_NAMES.get(status) ?? `status 0x${status.toString(16).padStart(2, '0')}`;
+}
+
+/** The sense key's name, e.g. UNIT ATTENTION, or null when the sense is not decodable. */
+export function senseKeyName(sense: Uint8Array | null | undefined): string | null {
+  const code = sense ? decodeSense(sense) : null;
+  return code ? (SENSE_KEY_NAMES.get(code.key) ?? `sense key 0x${code.key.toString(16)}`) : null;
+}
+
+/** Sense in words for the log: "UNIT ATTENTION 2a/03 (reservations preempted)". */
+export function describeSenseInWords(sense: Uint8Array | null | undefined): string | null {
+  const code = sense ? decodeSense(sense) : null;
+  if (!code) return null;
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  const asc = ASC_NAMES.get((code.asc << 8) | code.ascq);
+  return `${senseKeyName(sense)} ${h(code.asc)}/${h(code.ascq)}${asc ? ` (${asc})` : ''}`;
 }

@@ -1,14 +1,18 @@
 import { closeSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, BackendResult } from '../backend/backend.js';
 import type { FdStream } from '../io/fd-stream.js';
 import type { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
+import type { DeviceFields, DeviceIdentities } from '../observe/device-identity.js';
+import type { Monitor } from '../observe/monitor.js';
+import type { PeerFields } from '../observe/peer-identity.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
 import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
-import { encodeHandshake, encodeResponse, type CommandResult } from '../protocol/response.js';
-import { describePrCommand, describeSense } from '../scsi/pr-describe.js';
+import { encodeHandshake, encodeResponse } from '../protocol/response.js';
+import { failureKey, outcomeLevel, outcomeLine } from '../observe/command-outcome.js';
+import { describePrCommand, describeSense, statusName } from '../scsi/pr-describe.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 
@@ -18,6 +22,20 @@ export interface ConnectionContext {
   readonly accepting: () => boolean;
   /** Lines a peer can cause again and again go through this rate limit. */
   readonly repeated: RepeatedLines;
+  /** Names the device behind a request's descriptor in its log lines. */
+  readonly devices: DeviceIdentities;
+  /** Counts every completed command. */
+  readonly monitor: Monitor;
+}
+
+/** A connection as `pr-helper status` shows it. */
+export interface ConnectionView extends PeerFields {
+  readonly conn: number;
+  readonly peer: native.PeerCredentials;
+  readonly openedAt: string;
+  readonly requests: number;
+  /** The command being executed, if any. */
+  readonly executing: ({ readonly op: string; readonly action: string; readonly seconds: number } & DeviceFields) | null;
 }
 
 /**
@@ -28,18 +46,41 @@ export interface ConnectionContext {
  */
 export class Connection {
   private readonly parser = new RequestParser();
+  private readonly openedAt = new Date();
   private executing = false;
   private requests = 0;
+  /** The command being executed and since when (hrtime), for status and the in-flight metrics. */
+  private current: PrRequest | null = null;
+  private currentSince = 0n;
 
   constructor(
     private readonly stream: FdStream,
     readonly peer: native.PeerCredentials,
     private readonly ctx: ConnectionContext,
     private readonly log: Logger,
+    /** The connection number and what /proc said about the peer. */
+    private readonly about: { readonly conn: number } & PeerFields,
   ) {}
 
   get isExecuting(): boolean {
     return this.executing;
+  }
+
+  /** Since when (hrtime) the current command executes, or null when idle. */
+  get executingSince(): bigint | null {
+    return this.current ? this.currentSince : null;
+  }
+
+  view(now: bigint): ConnectionView {
+    const current = this.current;
+    const executing = current
+      ? {
+          ...describePrCommand(current.cdb, current.params),
+          seconds: Number(now - this.currentSince) / 1e9,
+          ...this.ctx.devices.of(current.fd),
+        }
+      : null;
+    return { ...this.about, peer: this.peer, openedAt: this.openedAt.toISOString(), requests: this.requests, executing };
   }
 
   async run(): Promise<void> {
@@ -121,36 +162,63 @@ export class Connection {
   }
 
   private async execute(request: PrRequest): Promise<Buffer> {
-    // The request line is built only when it will be written: describing a
-    // command allocates, and at -q or the default level nobody reads it.
-    const traced = this.log.isLevelEnabled('debug');
-    const started = traced ? process.hrtime.bigint() : 0n;
+    const started = process.hrtime.bigint();
     this.executing = true;
     this.requests++;
-    let result: CommandResult;
+    this.current = request;
+    this.currentSince = started;
+    let result: BackendResult;
     try {
       result = await this.dispatch(request);
+      // Before the descriptor is closed: the lines name its device.
+      this.report(request, result, started);
     } finally {
+      this.current = null;
       // The original closes the descriptor before it writes the reply.
       closeQuietly(request.fd);
       this.executing = false;
     }
-    if (traced) {
-      this.log.debug(
+    return encodeResponse(request, result);
+  }
+
+  /**
+   * The audit trail and failures (see outcomeLine) at the default level, one
+   * line per request at debug. Lines are built only when they will be
+   * written: a PR IN that went well costs nothing at the default level.
+   */
+  private report(request: PrRequest, result: BackendResult, started: bigint): void {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.ctx.monitor.commandDone(request, result, seconds);
+    const log = this.log;
+    const level = log.isLevelEnabled('info') ? outcomeLevel(request.direction, result) : null;
+    if (level !== null) {
+      const line = () => {
+        const { msg, fields } = outcomeLine(request, result)!;
+        return { msg, fields: { ...fields, ...this.ctx.devices.of(request.fd) } };
+      };
+      if (level === 'warn') {
+        this.ctx.repeated.writeLazy(log, 'warn', this.peer, failureKey(request.cdb, result), line);
+      } else {
+        const { msg, fields } = line();
+        log.info(fields, msg);
+      }
+    }
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
         {
           ...describePrCommand(request.cdb, request.params),
+          ...this.ctx.devices.of(request.fd),
           length: request.transferLength,
-          status: result.status,
+          status: statusName(result.status),
           sense: describeSense(result.status === ScsiStatus.CHECK_CONDITION ? result.sense : null),
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          ms: seconds * 1e3,
         },
         'request',
       );
     }
-    return encodeResponse(request, result);
   }
 
-  private async dispatch(request: PrRequest): Promise<CommandResult> {
+  private async dispatch(request: PrRequest): Promise<BackendResult> {
     let flags: number;
     try {
       flags = native.getStatusFlags(request.fd);

@@ -4,7 +4,10 @@ import type { Backend } from '../backend/backend.js';
 import { FdStream } from '../io/fd-stream.js';
 import { RepeatedLines } from '../log/repeated-lines.js';
 import * as native from '../native/binding.js';
-import { Connection } from './connection.js';
+import { DeviceIdentities } from '../observe/device-identity.js';
+import { Monitor } from '../observe/monitor.js';
+import { identifyPeer } from '../observe/peer-identity.js';
+import { Connection, type ConnectionView } from './connection.js';
 
 export interface AccessPolicy {
   /** When non-empty, only peers whose uid is listed (or whose gid is in allowGids) are served. */
@@ -21,6 +24,12 @@ export interface ServerOptions {
   readonly maxConnections?: number;
   /** Rate limit for lines a peer can repeat; by default one of its own on `log`. */
   readonly repeated?: RepeatedLines;
+  /** Names devices in log lines; by default from the real sysfs. */
+  readonly devices?: DeviceIdentities;
+  /** Where procfs is mounted, for the peers' VM names (tests). */
+  readonly procRoot?: string;
+  /** Counts connections and commands; by default one of its own. */
+  readonly monitor?: Monitor;
 }
 
 const ACCEPT_RETRY_MS = 250;
@@ -37,13 +46,35 @@ export class HelperServer {
   private accepting = false;
   private nextId = 1;
   private readonly repeated: RepeatedLines;
+  private readonly devices: DeviceIdentities;
+  readonly monitor: Monitor;
 
   constructor(private readonly options: ServerOptions) {
     this.repeated = options.repeated ?? new RepeatedLines(options.log);
+    this.devices = options.devices ?? new DeviceIdentities();
+    this.monitor = options.monitor ?? new Monitor();
   }
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Commands executing now, and for how long the oldest has been (0 when none). */
+  inFlight(now = process.hrtime.bigint()): { count: number; oldestSeconds: number } {
+    let count = 0;
+    let oldest = now;
+    for (const conn of this.connections) {
+      const since = conn.executingSince;
+      if (since === null) continue;
+      count++;
+      if (since < oldest) oldest = since;
+    }
+    return { count, oldestSeconds: Number(now - oldest) / 1e9 };
+  }
+
+  /** Every open connection with its peer and the command it executes. */
+  connectionViews(now = process.hrtime.bigint()): ConnectionView[] {
+    return [...this.connections].map((conn) => conn.view(now));
   }
 
   start(): void {
@@ -97,24 +128,33 @@ export class HelperServer {
 
   private admit({ fd, ...peer }: native.AcceptedConnection): void {
     const id = this.nextId++;
-    const log = this.options.log.child({ conn: id });
+    const procRoot = this.options.procRoot;
     if (!this.allowed(peer)) {
-      this.repeated.write(log, 'warn', peer, { peer }, 'peer not in the allow list; connection closed');
+      const log = this.options.log.child({ conn: id });
+      this.monitor.connectionRefused('allow-list');
+      this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot) }), 'peer not in the allow list; connection closed');
       closeSync(fd);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== undefined && this.connections.size >= max) {
-      this.repeated.write(log, 'warn', peer, { peer, max }, 'connection limit reached; connection closed');
+      const log = this.options.log.child({ conn: id });
+      this.monitor.connectionRefused('connection-limit');
+      this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot), max }), 'connection limit reached; connection closed');
       closeSync(fd);
       return;
     }
-    this.repeated.write(log, 'info', peer, { peer }, 'connection opened');
+    this.monitor.connectionAccepted();
+    // Who the peer is goes into every line of the connection; /proc is read once, here.
+    const identity = identifyPeer(peer.pid, procRoot);
+    const log = this.options.log.child({ conn: id, peer, ...identity });
+    this.repeated.write(log, 'info', peer, {}, 'connection opened');
     const conn = new Connection(
       new FdStream(fd),
       peer,
-      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated },
+      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated, devices: this.devices, monitor: this.monitor },
       log,
+      { conn: id, ...identity },
     );
     this.connections.add(conn);
     const done: Promise<void> = conn.run().finally(() => {

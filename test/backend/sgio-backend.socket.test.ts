@@ -7,6 +7,7 @@ import { closeSync, constants as fsConstants, mkdtempSync, openSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostStatusName } from '../../src/backend/sgio-result.js';
 import { HelperClient, type Reply } from '../../src/client/client.js';
 import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
@@ -199,6 +200,20 @@ describe('SG_IO backend through the socket (default --sgio-timeout)', () => {
       expectReply(await send(h, dev, cdb, { params }), { status, sense });
       expect(dev.calls().map((c) => c.errno)).toEqual([errno, errno]);
     });
+    it('warns about each SG_IO errno by name, with the device, the peer and the decoded reply', async () => {
+      const errnoWarning = (name: string) => (l: Record<string, unknown>) => l['level'] === 40 && l['errno'] === name;
+      await until('errno warnings on stderr', () => logLines(h.daemon).filter(errnoWarning('ENOTTY')).length >= 2);
+      const [inLine, outLine] = logLines(h.daemon).filter(errnoWarning('ENOTTY'));
+      expect(inLine).toMatchObject({ msg: 'PR IN READ KEYS failed: SG_IO ENOTTY', op: 'PR IN', action: 'READ KEYS', status: 'CHECK CONDITION', sense: 'ABORTED COMMAND 00/06 (io process terminated)', peer: { pid: process.pid } });
+      expect(outLine).toMatchObject({ msg: 'PR OUT REGISTER failed: SG_IO ENOTTY', op: 'PR OUT', action: 'REGISTER', saKey: '0x1122334455667788' });
+      expect(String(inLine!['file'])).toMatch(/\/dev\d+$/);
+      // EBADE is RESERVATION CONFLICT: the audit trail at info, not a failure.
+      expect(logLines(h.daemon).filter(errnoWarning('EBADE'))).toEqual([]);
+      expect(logLines(h.daemon).filter((l) => l['errno'] === 'EBADE').map((l) => [l['level'], l['msg']])).toEqual([
+        [30, 'PR IN READ KEYS: RESERVATION CONFLICT'],
+        [30, 'PR OUT REGISTER: RESERVATION CONFLICT'],
+      ]);
+    });
   });
 
   describe('table 2.4b: host_status -> reply', () => {
@@ -237,15 +252,23 @@ describe('SG_IO backend through the socket (default --sgio-timeout)', () => {
       expectReply(await send(h, dev, cdb, { params }), { status: CHECK_CONDITION, sense: SENSE.IO_PROCESS_TERMINATED });
     });
 
-    it('logs a warning per unknown host_status (and none for the known rows)', async () => {
-      const isHostWarning = (l: Record<string, unknown>) => l['level'] === 40 && typeof l['hostStatus'] === 'number';
+    it('warns about every host_status failure by name, with the device and the peer; unknown ones say what the original answers', async () => {
+      const isHostWarning = (l: Record<string, unknown>) => l['level'] === 40 && typeof l['hostStatus'] === 'string';
+      // One PR IN and one PR OUT per row; NEXUS_FAILURE is a RESERVATION CONFLICT, logged at info.
+      const failing = rows.filter(([name]) => name !== 'NEXUS_FAILURE').map(([, v]) => v);
+      const expected = [...failing, ...unknown].flatMap((v) => [v, v]);
       // Replies come after the warning is written, but stderr reaches us asynchronously.
-      const expected = unknown.flatMap((v) => [v, v]); // one PR IN + one PR OUT each
       await until('host_status warnings on stderr', () => logLines(h.daemon).filter(isHostWarning).length >= expected.length);
       const warnings = logLines(h.daemon).filter(isHostWarning);
-      expect(warnings.map((l) => l['hostStatus'])).toEqual(expected);
-      for (const w of warnings) expect(String(w['msg'])).toMatch(/host_status/);
-      expect(warnings.find((w) => w['hostStatus'] === 0x07)).toBeDefined();
+      expect(warnings.map((l) => l['hostStatus'])).toEqual(expected.map(hostStatusName));
+      for (const w of warnings) {
+        expect(w['msg']).toMatch(/^PR (IN READ KEYS|OUT REGISTER) failed: host_status (DID_\w+|0x100)/);
+        expect(String(w['file'])).toMatch(/\/dev\d+$/);
+        expect(w['peer']).toMatchObject({ pid: process.pid });
+      }
+      const unmapped = warnings.filter((w) => String(w['msg']).endsWith('(qemu-pr-helper would report GOOD)'));
+      expect(unmapped.map((w) => w['hostStatus'])).toEqual(unknown.flatMap((v) => [hostStatusName(v), hostStatusName(v)]));
+      expect(warnings.find((w) => w['hostStatus'] === 'DID_ERROR')).toBeDefined();
     });
   });
 
@@ -268,6 +291,14 @@ describe('SG_IO backend through the socket (default --sgio-timeout)', () => {
       ]);
       expectReply(await send(h, dev, readKeys()), { status: RESERVATION_CONFLICT, sense: NO_SENSE });
       expectReply(await send(h, dev, readKeys()), { status: BUSY, sense: NO_SENSE });
+    });
+
+    it('a driver timeout is a warning that says so', async () => {
+      const dev = device(h, [{ driverStatus: 0x06, status: GOOD }]);
+      await send(h, dev, readKeys());
+      const mine = (l: Record<string, unknown>) => l['file'] === dev.path && l['level'] === 40;
+      await until('the warning', () => logLines(h.daemon).some(mine));
+      expect(logLines(h.daemon).find(mine)).toMatchObject({ msg: 'PR IN READ KEYS failed: driver timeout', driverStatus: 'DRIVER_TIMEOUT', status: 'BUSY' });
     });
   });
 

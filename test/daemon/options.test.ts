@@ -24,6 +24,14 @@ describe('command line', () => {
     });
   });
 
+  it('--metrics takes a Unix socket path or a loopback HOST:PORT', () => {
+    expect(parse('--metrics', '/run/pr-helper/metrics.sock')).toMatchObject({ options: { metrics: { kind: 'unix', path: '/run/pr-helper/metrics.sock' } } });
+    expect(parse('--metrics', '127.0.0.1:9100')).toMatchObject({ options: { metrics: { kind: 'tcp', host: '127.0.0.1', port: 9100 } } });
+    expect(parse('--metrics', '[::1]:9100')).toMatchObject({ options: { metrics: { kind: 'tcp', host: '::1', port: 9100 } } });
+    expect(parse('--metrics', 'localhost:9100')).toMatchObject({ options: { metrics: { kind: 'tcp', host: 'localhost', port: 9100 } } });
+    expect(parse()).toMatchObject({ options: { metrics: null } });
+  });
+
   it('prints help and version to stdout with status 0', () => {
     const help = parse('--help');
     expect(help).toMatchObject({ kind: 'exit', code: 0 });
@@ -78,6 +86,10 @@ describe('-T', () => {
     [['-T', 'file='], 'pr-helper: -T file=: file= needs a path\n'],
     [['-T', 'file=/a.log', '--log-file', '/b.log'], "pr-helper: one log file only, got '/b.log' and '/a.log' (--log-file, -T file=)\n"],
     [['--log-file', 'pr.log'], "pr-helper: log file path must be absolute, got 'pr.log'\n"],
+    [['--metrics', '0.0.0.0:9100'], "pr-helper: --metrics listens on loopback (127.0.0.1, ::1, localhost) or a Unix socket only, got the address '0.0.0.0'\n"],
+    [['--metrics', 'metrics.example:9100'], "pr-helper: --metrics listens on loopback (127.0.0.1, ::1, localhost) or a Unix socket only, got the host name 'metrics.example'\n"],
+    [['--metrics', '9100'], "pr-helper: --metrics takes an absolute socket path or HOST:PORT, got '9100'\n"],
+    [['--metrics', '127.0.0.1:70000'], 'pr-helper: --metrics port must be between 0 (any free port) and 65535, got 70000\n'],
   ])('refuses %j with one clear line', (argv, stderr) => {
     expect(parse(...argv)).toEqual({ kind: 'exit', code: 1, stderr });
   });

@@ -8,6 +8,7 @@ import { createFifo, readAvailable } from '../helpers/fifo.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-sink-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const line = (i: number): string => `line ${String(i).padStart(6, '0')} ${'x'.repeat(1000)}\n`;
 
 describe('LogSink', () => {
@@ -18,6 +19,8 @@ describe('LogSink', () => {
     const total = 1000;
     // 1 MB into a 64 KiB pipe nobody reads (a blocking write would hang here).
     for (let i = 0; i < total; i++) sink.write(line(i));
+    // The turn's lines leave together once it ends.
+    await nextTurn();
     expect(native.getStatusFlags(writeFd) & native.O_NONBLOCK).toBe(native.O_NONBLOCK);
     const kept = total - sink.dropped;
     expect(kept * line(0).length).toBeLessThanOrEqual(MAX_QUEUED_BYTES + 65536 + line(0).length);
@@ -41,20 +44,24 @@ describe('LogSink', () => {
     closeSync(readFd);
   });
 
-  it('a reader that is gone (EPIPE) swallows every line without an error', () => {
+  it('a reader that is gone (EPIPE) swallows every line without an error', async () => {
     const { readFd, writeFd } = createFifo(dir, 'f2');
     closeSync(readFd);
     const sink = new LogSink(writeFd, true);
     for (let i = 0; i < 100; i++) sink.write(line(i));
+    await nextTurn();
     expect(sink.dropped).toBe(100);
+    sink.write(line(100));
+    expect(sink.dropped).toBe(101);
     sink.restore();
   });
 
-  it('restore() puts back the flags it found on a descriptor it does not own', () => {
+  it('restore() puts back the flags it found on a descriptor it does not own', async () => {
     const { readFd, writeFd } = createFifo(dir, 'f3');
     const before = native.getStatusFlags(writeFd);
     const sink = new LogSink(writeFd, false);
     sink.write('one\n');
+    await nextTurn();
     expect(native.getStatusFlags(writeFd)).toBe(before | native.O_NONBLOCK);
     sink.restore();
     expect(native.getStatusFlags(writeFd)).toBe(before);

@@ -1,4 +1,4 @@
-import { mkdtempSync, openSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -182,6 +182,22 @@ describe('HelperServer', () => {
     expect(server.connectionCount).toBe(0);
     busy.close();
     idle.close();
+  });
+
+  it('names the peer (pid, uid, gid, VM from /proc/PID/cmdline) in every line of its connection, and the device in request lines', async () => {
+    const proc = join(dir, 'proc');
+    mkdirSync(join(proc, String(process.pid)), { recursive: true });
+    writeFileSync(join(proc, String(process.pid), 'cmdline'), ['/usr/bin/qemu-system-x86_64', '-name', 'guest=vmX,debug-threads=on', ''].join('\0'));
+    const { socket, logs } = startServer(new ScriptedBackend(async () => GOOD), { procRoot: proc });
+    const client = await HelperClient.connect(socket);
+    await withDisk((fd) => client.execute(readKeys, fd));
+    client.close();
+    while (!logs.some((l) => l.msg === 'connection closed')) await sleep(2);
+    const peer = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() };
+    const lines = logs.filter((l) => ['connection opened', 'request', 'connection closed'].includes(String(l.msg)));
+    expect(lines.map((l) => l.msg)).toEqual(['connection opened', 'request', 'connection closed']);
+    for (const l of lines) expect(l).toMatchObject({ peer, vm: 'vmX', exe: 'qemu-system-x86_64' });
+    expect(lines[1]).toMatchObject({ file: disk, op: 'PR IN', action: 'READ KEYS' });
   });
 
   it('closes peers outside the allow list and beyond the connection limit', async () => {
