@@ -22,8 +22,8 @@ const NODE_A = 'iqn.2008-11.org.linux-kvm:node-a';
 
 describe('PR OUT CDB', () => {
   it.each([
-    ['REGISTER, 10 bytes', CDB.REGISTER_24, { action: SA.REGISTER, scope: 0, type: 0, parameterListLength: 24 }],
-    ['RESERVE WE-RO, padded to 16', CDB.RESERVE_WE_RO_24, { action: SA.RESERVE, scope: 0, type: WE_RO, parameterListLength: 24 }],
+    ['REGISTER', CDB.REGISTER_24, { action: SA.REGISTER, scope: 0, type: 0, parameterListLength: 24 }],
+    ['RESERVE WE-RO', CDB.RESERVE_WE_RO_24, { action: SA.RESERVE, scope: 0, type: WE_RO, parameterListLength: 24 }],
     [
       'PREEMPT AND ABORT, SCOPE 1, EA-AR, a 32-bit length',
       CDB.PREEMPT_AND_ABORT_SCOPE1_EA_AR_65560,
@@ -34,8 +34,9 @@ describe('PR OUT CDB', () => {
     expect(encodePrOutCdb(fields, bytes.length)).toEqual(bytes);
   });
 
-  it('SCOPE defaults to LU_SCOPE and TYPE to 0', () => {
-    expect(encodePrOutCdb({ action: SA.REGISTER, parameterListLength: 24 })).toEqual(CDB.REGISTER_24);
+  it('10 bytes unless asked for more; SCOPE defaults to LU_SCOPE and TYPE to 0', () => {
+    expect(encodePrOutCdb({ action: SA.REGISTER, parameterListLength: 24 })).toEqual(CDB.REGISTER_24.subarray(0, 10));
+    expect(encodePrOutCdb({ action: SA.REGISTER, parameterListLength: 0x10018 }, 16)).toEqual(CDB.REGISTER_65560);
   });
 
   it('decoding ignores the reserved bits above the service action', () => {
