@@ -12,12 +12,7 @@
 export const PR_CDB_LENGTH = 10;
 
 /** PERSISTENT RESERVE IN service actions (spc4r17 6.13.1, table 159). */
-export const PrInAction = {
-  READ_KEYS: 0x00,
-  READ_RESERVATION: 0x01,
-  REPORT_CAPABILITIES: 0x02,
-  READ_FULL_STATUS: 0x03,
-} as const;
+export const PrInAction = { READ_KEYS: 0x00, READ_RESERVATION: 0x01, REPORT_CAPABILITIES: 0x02, READ_FULL_STATUS: 0x03 } as const;
 
 /**
  * PERSISTENT RESERVE OUT service actions (spc4r17 6.14.2, table 171).

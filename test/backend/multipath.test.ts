@@ -21,7 +21,7 @@ import type { CommandResult } from '../../src/protocol/response.js';
 import { encodeTransportId, parseInitiatorName } from '../../src/scsi/transport-id.js';
 import type { Nexus } from '../../src/sim/nexus.js';
 import { PrEngine } from '../../src/sim/pr-engine.js';
-import { basicParams, PR_IN, prInCdb, prOutCdb, registerAndMoveParams, type BasicParamsOptions } from '../fixtures/scsi-bytes.js';
+import { basicParams, EA_RO, IN, PR_IN, prInCdb, prOutCdb, registerAndMoveParams, SA, WE_RO, type BasicParamsOptions } from '../fixtures/scsi-bytes.js';
 
 const GOOD = 0x00;
 const CHECK = 0x02;
@@ -31,8 +31,6 @@ const KA = 0xa0a0n;
 const KA2 = 0xa2a2n;
 const KA3 = 0xa3a3n;
 const KB = 0xb0b0n;
-const WE_RO = 5;
-const EA_RO = 6;
 
 /** Fixed sense as hex of the first 14 bytes: 70 00 KEY 00 00 00 00 0a 00 00 00 00 ASC ASCQ. */
 const senseHex = (key: number, asc: number, ascq: number): string =>
@@ -51,15 +49,8 @@ function prOut(action: number, type: number, key: bigint, saKey: bigint, flags: 
   return { cdb: prOutCdb(action, type, params.length), params };
 }
 
-const READ_KEYS = 0;
-const READ_RESERVATION = 1;
-const READ_FULL_STATUS = 3;
-const REGISTER = 0;
-const RESERVE = 1;
-const RELEASE = 2;
-const CLEAR = 3;
-const PREEMPT = 4;
-const R_IEK = 6;
+const { READ_KEYS, READ_RESERVATION, READ_FULL_STATUS } = IN;
+const { REGISTER, RESERVE, RELEASE, CLEAR, PREEMPT, REGISTER_IGNORE: R_IEK } = SA;
 
 // ---------------------------------------------------------------------------
 // The fake SAN

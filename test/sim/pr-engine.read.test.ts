@@ -15,11 +15,11 @@ import {
   nexus,
   NODE_A,
   NODE_B,
-  prInCdb,
   sas,
   WE_AR,
   WE_RO,
 } from './helpers.js';
+import { prInCdb } from '../fixtures/scsi-bytes.js';
 
 const KA = 0x1122334455667788n;
 const KB = 0xb2n;

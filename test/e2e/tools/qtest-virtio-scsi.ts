@@ -8,7 +8,7 @@
 // Each step appends {"step", "ok", ...observations} to FILE; exit 0 iff all steps ok.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { basicParams, prInCdb, prOutCdb } from '../../fixtures/scsi-bytes.js';
+import { basicParams, IN, prInCdb, prOutCdb, SA, WE as WRITE_EXCLUSIVE } from '../../fixtures/scsi-bytes.js';
 import { Qmp, Qtest } from './qtest-client.js';
 import { appendResult, decodeReadKeys, decodeReadReservation, senseTriple, type ResultLine } from './results.js';
 import { VirtioScsiLegacy, type ScsiResult } from './virtio-scsi-legacy.js';
@@ -42,13 +42,8 @@ const TEST_UNIT_READY = cdb(0, 0, 0, 0, 0, 0);
 // The 10 bytes of a PR CDB; virtio-scsi takes them unpadded.
 const prIn = (sa: number): Buffer => prInCdb(sa, 8192).subarray(0, 10);
 const prOut = (sa: number, type: number): Buffer => prOutCdb(sa, type, 24).subarray(0, 10);
-const READ_KEYS = 0;
-const READ_RESERVATION = 1;
-const REPORT_CAPABILITIES = 2;
-const REGISTER = 0;
-const RESERVE = 1;
-const RELEASE = 2;
-const WRITE_EXCLUSIVE = 1;
+const { READ_KEYS, READ_RESERVATION, REPORT_CAPABILITIES } = IN;
+const { REGISTER, RESERVE, RELEASE } = SA;
 
 // ---- step bookkeeping ----
 class Step {
