@@ -3,7 +3,13 @@
  * per connection and reused, so the client spends its time in the socket
  * calls rather than in allocation.
  */
-import { PrInAction, PrOutAction, prInCdb, prOutCdb } from '../../src/client/pr-commands.js';
+import { CDB_SIZE } from '../../src/protocol/constants.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { encodePrInCdb } from '../../src/scsi/pr-in.js';
+import { BASIC_PARAMETER_LIST_LENGTH, encodePrOutCdb } from '../../src/scsi/pr-out.js';
+
+/** A PR IN CDB with QEMU's usual 8 KiB buffer, padded to 16 bytes as QEMU sends it. */
+const prIn = (action: number): Buffer => encodePrInCdb({ action, allocationLength: 8192 }, CDB_SIZE);
 
 export type WorkloadName = 'read-keys' | 'sim-mix';
 
@@ -19,7 +25,7 @@ export interface Workload {
 
 /** PERSISTENT RESERVE IN / READ KEYS with QEMU's usual 8 KiB buffer. */
 function readKeys(): Workload {
-  const request = { cdb: prInCdb(PrInAction.READ_KEYS, 8192), params: null };
+  const request = { cdb: prIn(PrInAction.READ_KEYS), params: null };
   return { next: () => request };
 }
 
@@ -29,10 +35,11 @@ function readKeys(): Workload {
  * registration of this process's I_T nexus.
  */
 function simMix(connection: number): Workload {
-  const keys = { cdb: prInCdb(PrInAction.READ_KEYS, 8192), params: null };
-  const reservation = { cdb: prInCdb(PrInAction.READ_RESERVATION, 8192), params: null };
-  const params = Buffer.alloc(24);
-  const register = { cdb: prOutCdb(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, 0, 24), params };
+  const keys = { cdb: prIn(PrInAction.READ_KEYS), params: null };
+  const reservation = { cdb: prIn(PrInAction.READ_RESERVATION), params: null };
+  const params = Buffer.alloc(BASIC_PARAMETER_LIST_LENGTH);
+  const cdb = encodePrOutCdb({ action: PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, parameterListLength: params.length }, CDB_SIZE);
+  const register = { cdb, params };
   let step = 0;
   let counter = 0;
   return {

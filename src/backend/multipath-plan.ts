@@ -17,22 +17,31 @@
  *     another path's nexus may hold the reservation or the registration).
  *   - PR IN goes to one path, moving on after a path failure only.
  *
- * References: pr-helper-protocol.md 3 (the original's multipath path),
- * spc4-pr-semantics.md 2-4 (PR OUT), 5 (PR IN).
+ * The original's multipath path is QEMU scsi/qemu-pr-helper.c multipath_pr_in
+ * and multipath_pr_out over libmpathpersist; the bytes are read and built by
+ * the codec in src/scsi/.
  */
 import type { CommandResult } from '../protocol/response.js';
+import { isAllRegistrantsType, LU_SCOPE, PR_CDB_LENGTH, PrOutAction } from '../scsi/pr-codes.js';
+import { PrDataError } from '../scsi/pr-data.js';
+import {
+  decodeReadKeys,
+  decodeReadReservation,
+  decodeReportCapabilities,
+  encodePrInCdb,
+  type ReservationDescriptor,
+} from '../scsi/pr-in.js';
+import {
+  BASIC_PARAMETER_LIST_LENGTH,
+  decodeBasicParameters,
+  decodePrOutCdb,
+  decodeRegisterAndMoveParameters,
+  encodeBasicParameters,
+  encodePrOutCdb,
+} from '../scsi/pr-out.js';
 import { decodeSense, fixedSense, Sense, type SenseCode } from '../scsi/sense.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
 import { DRIVER_STATUS_BUSY_MASK, HostStatus, mapSgioOutcome, SGIO_SENSE_LENGTH, type SgioOutcome } from './sgio-result.js';
-import { PrOutAction } from '../scsi/pr-codes.js';
-
-export { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
-
-/** The fixed part of every PR OUT parameter list (and the original's minimum on maps, E9). */
-export const BASIC_PARAMETER_LIST_LENGTH = 24;
-
-/** Reservation types whose every registrant is a holder (READ RESERVATION shows key 0). */
-const ALL_REGISTRANTS_TYPES: ReadonlySet<number> = new Set([7, 8]);
 
 /** How often a path that answered UNIT ATTENTION gets the same command again during a fan-out. */
 export const UNIT_ATTENTION_RETRIES = 3;
@@ -97,8 +106,6 @@ const DEVICE_HOST_STATUSES: ReadonlySet<number> = new Set([
   HostStatus.MEDIUM_ERROR,
 ]);
 
-const TASK_ABORTED = 0x40;
-
 /**
  * CHECK CONDITION sense that means "not through this path" (the command was not
  * performed): ALUA transitioning / standby / unavailable / offline port, the LUN
@@ -135,7 +142,7 @@ export function classifyOutcome(path: string, outcome: SgioOutcome, dxferLen: nu
   if (outcome.hostStatus === HostStatus.OK && (outcome.driverStatus & DRIVER_STATUS_BUSY_MASK) !== 0) {
     return { kind: 'failure', path, reason: `driver_status ${hex2(outcome.driverStatus)}`, reply, mayHaveExecuted: true };
   }
-  if (outcome.hostStatus === HostStatus.OK && outcome.status === TASK_ABORTED) {
+  if (outcome.hostStatus === HostStatus.OK && outcome.status === ScsiStatus.TASK_ABORTED) {
     return { kind: 'failure', path, reason: 'TASK ABORTED', reply, mayHaveExecuted: false };
   }
   if (mapped.status === ScsiStatus.CHECK_CONDITION && outcome.hostStatus === HostStatus.OK && isPathSense(mapped.sense)) {
@@ -194,27 +201,23 @@ export type OutPlan =
       readonly checkOwnReservation: boolean;
     };
 
+/** The CDB and a parameter list of at least 24 bytes, as the plan needs them. */
 export function decodeOutCommand(cdb: Buffer, params: Buffer): OutCommand {
-  const action = cdb[1]! & 0x1f;
-  const move = action === PrOutAction.REGISTER_AND_MOVE;
-  const flags = params[20] ?? 0;
-  const moveFlags = params[17] ?? 0;
-  return {
-    action,
-    scope: cdb[2]! >> 4,
-    type: cdb[2]! & 0x0f,
-    key: params.length >= 8 ? params.readBigUInt64BE(0) : 0n,
-    saKey: params.length >= 16 ? params.readBigUInt64BE(8) : 0n,
-    specIpt: !move && (flags & 0x08) !== 0,
-    allTgPt: !move && (flags & 0x04) !== 0,
-    aptpl: move ? (moveFlags & 0x01) !== 0 : (flags & 0x01) !== 0,
-    unreg: move && (moveFlags & 0x02) !== 0,
-  };
+  const { action, scope, type } = decodePrOutCdb(cdb);
+  if (action === PrOutAction.REGISTER_AND_MOVE) {
+    const list = decodeRegisterAndMoveParameters(params);
+    const keys = { key: list.reservationKey, saKey: list.serviceActionKey };
+    return { action, scope, type, ...keys, specIpt: false, allTgPt: false, aptpl: list.aptpl, unreg: list.unreg };
+  }
+  const list = decodeBasicParameters(params);
+  const keys = { key: list.reservationKey, saKey: list.serviceActionKey };
+  return { action, scope, type, ...keys, specIpt: list.specIPt, allTgPt: list.allTgPt, aptpl: list.aptpl, unreg: false };
 }
 
 /**
- * PR OUT on a map. Like the original, a parameter list shorter than 24 bytes is
- * answered PARAMETER LIST LENGTH ERROR without touching a path (E9). Everything
+ * PR OUT on a map. Like the original (multipath_pr_out), a parameter list
+ * shorter than 24 bytes is answered PARAMETER LIST LENGTH ERROR without
+ * touching a path. Everything
  * else the device validates itself, on the first path that answers: the CDB and
  * parameter list go out verbatim (service action, scope/type, SPEC_I_PT
  * TransportIDs, lengths), which is how a single-path LUN would judge them.
@@ -278,38 +281,24 @@ export function exhaustedReply(results: readonly PathResult[]): CommandResult {
 // ---------------------------------------------------------------------------
 // PR IN data the executor needs
 
-export interface ReservationInfo {
-  readonly key: bigint;
-  readonly scope: number;
-  readonly type: number;
-}
-
-/** READ RESERVATION data -> the reservation, or null if none is held. Throws on data too short to tell. */
-export function parseReadReservation(data: Uint8Array): ReservationInfo | null {
-  if (data.length < 8) throw new RangeError('READ RESERVATION data shorter than its header');
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  if (buf.readUInt32BE(4) === 0) return null;
-  if (buf.length < 22) throw new RangeError('READ RESERVATION descriptor cut off');
-  return { key: buf.readBigUInt64BE(8), scope: buf[21]! >> 4, type: buf[21]! & 0x0f };
+/** READ RESERVATION data -> the reservation, or null if none is held. Throws PrDataError on data too short to tell. */
+export function parseReadReservation(data: Uint8Array): ReservationDescriptor | null {
+  const { reservation } = decodeReadReservation(data);
+  if (reservation === null) return null;
+  const { key, scope, type } = reservation;
+  if (key === null || scope === null || type === null) throw new PrDataError('READ RESERVATION descriptor cut off');
+  return { key, scope, type };
 }
 
 /** READ KEYS data -> the keys that fit. */
 export function parseReadKeys(data: Uint8Array): bigint[] {
-  if (data.length < 8) throw new RangeError('READ KEYS data shorter than its header');
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const end = Math.min(buf.length, 8 + buf.readUInt32BE(4));
-  const keys: bigint[] = [];
-  for (let at = 8; at + 8 <= end; at += 8) keys.push(buf.readBigUInt64BE(at));
-  return keys;
+  return decodeReadKeys(data).keys;
 }
 
 /** REPORT CAPABILITIES data -> PTPL_A (persist through power loss currently active). */
 export function parsePtplActive(data: Uint8Array): boolean {
-  if (data.length < 4) throw new RangeError('REPORT CAPABILITIES data shorter than its flags');
-  return (data[3]! & 0x01) !== 0;
+  return decodeReportCapabilities(data).ptplA;
 }
-
-export const isAllRegistrantsType = (type: number): boolean => ALL_REGISTRANTS_TYPES.has(type);
 
 /**
  * Whether the reservation is held by one of the map's nexuses, as far as can be
@@ -317,7 +306,7 @@ export const isAllRegistrantsType = (type: number): boolean => ALL_REGISTRANTS_T
  * node, which is what libmpathpersist assumes too). Not decidable for the
  * all-registrants types (key 0).
  */
-export function heldWithKey(reservation: ReservationInfo | null, key: bigint): boolean {
+export function heldWithKey(reservation: ReservationDescriptor | null, key: bigint): boolean {
   return reservation !== null && !isAllRegistrantsType(reservation.type) && key !== 0n && reservation.key === key;
 }
 
@@ -327,7 +316,7 @@ export function heldWithKey(reservation: ReservationInfo | null, key: bigint): b
  * scope and type, an unreachable path's nexus is the holder, and a single-path
  * LUN would answer a holder's repeated RESERVE with GOOD.
  */
-export function reserveHeldByUnreachablePath(command: OutCommand, reservation: ReservationInfo | null): boolean {
+export function reserveHeldByUnreachablePath(command: OutCommand, reservation: ReservationDescriptor | null): boolean {
   return heldWithKey(reservation, command.key) && reservation!.type === command.type && reservation!.scope === command.scope;
 }
 
@@ -437,9 +426,6 @@ export function decideFanOut(mode: FanOutMode, command: OutCommand, results: rea
   };
 }
 
-/** 05/26/04 INVALID RELEASE OF PERSISTENT RESERVATION. */
-const INVALID_RELEASE: SenseCode = { key: SenseKey.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x04 };
-
 export type ReleaseDecision =
   | { readonly kind: 'reply'; readonly result: CommandResult; readonly note?: string }
   /**
@@ -447,13 +433,13 @@ export type ReleaseDecision =
    * move the reservation to a reachable path (PREEMPT with our own key), release
    * it there and re-register the map's other paths.
    */
-  | { readonly kind: 'take-over'; readonly reservation: ReservationInfo };
+  | { readonly kind: 'take-over'; readonly reservation: ReservationDescriptor };
 
 /**
  * RELEASE after the fan-out, given the reservation read back (undefined: it
  * could not be read).
  */
-export function decideRelease(command: OutCommand, results: readonly PathResult[], reservation: ReservationInfo | null | undefined): ReleaseDecision {
+export function decideRelease(command: OutCommand, results: readonly PathResult[], reservation: ReservationDescriptor | null | undefined): ReleaseDecision {
   const answers = results.filter((r): r is PathAnswer => r.kind === 'answer');
   const good = answers.some((a) => a.status === ScsiStatus.GOOD);
   const error = firstNonConflictError(answers);
@@ -470,7 +456,7 @@ export function decideRelease(command: OutCommand, results: readonly PathResult[
   if (error) return { kind: 'reply', result: replyOf(error) }; // the holder's own answer (e.g. 05/26/04)
   if (failures.length > 0) {
     if (reservation!.type !== command.type || reservation!.scope !== command.scope) {
-      return { kind: 'reply', result: checkCondition(INVALID_RELEASE), note: 'RELEASE type/scope differ from the reservation held by an unreachable path' };
+      return { kind: 'reply', result: checkCondition(Sense.INVALID_RELEASE_OF_PERSISTENT_RESERVATION), note: 'RELEASE type/scope differ from the reservation held by an unreachable path' };
     }
     return { kind: 'take-over', reservation: reservation! };
   }
@@ -483,11 +469,7 @@ export function decideRelease(command: OutCommand, results: readonly PathResult[
 // Commands the executor builds itself (10-byte CDBs, 24-byte parameter lists)
 
 export function prInCommand(action: number, allocationLength = 8192): Buffer {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5e;
-  cdb[1] = action & 0x1f;
-  cdb.writeUInt16BE(allocationLength, 7);
-  return cdb;
+  return encodePrInCdb({ action, allocationLength }, PR_CDB_LENGTH);
 }
 
 export interface BuiltOut {
@@ -496,19 +478,11 @@ export interface BuiltOut {
 }
 
 export function prOutCommand(action: number, scope: number, type: number, key: bigint, saKey: bigint, flags: { allTgPt?: boolean; aptpl?: boolean } = {}): BuiltOut {
-  const cdb = Buffer.alloc(10);
-  cdb[0] = 0x5f;
-  cdb[1] = action & 0x1f;
-  cdb[2] = ((scope & 0x0f) << 4) | (type & 0x0f);
-  cdb.writeUInt32BE(BASIC_PARAMETER_LIST_LENGTH, 5);
-  const params = Buffer.alloc(BASIC_PARAMETER_LIST_LENGTH);
-  params.writeBigUInt64BE(BigInt.asUintN(64, key), 0);
-  params.writeBigUInt64BE(BigInt.asUintN(64, saKey), 8);
-  params[20] = (flags.allTgPt ? 0x04 : 0) | (flags.aptpl ? 0x01 : 0);
-  return { cdb, params };
+  const params = encodeBasicParameters({ reservationKey: key, serviceActionKey: saKey, allTgPt: flags.allTgPt, aptpl: flags.aptpl });
+  return { cdb: encodePrOutCdb({ action, scope, type, parameterListLength: params.length }), params };
 }
 
 /** REGISTER AND IGNORE EXISTING KEY, as a repair sends it (SPEC_I_PT never set). */
 export function repairCommand(repair: Pick<Repair, 'saKey' | 'allTgPt' | 'aptpl'>): BuiltOut {
-  return prOutCommand(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, 0n, repair.saKey, repair);
+  return prOutCommand(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, LU_SCOPE, 0, 0n, repair.saKey, repair);
 }

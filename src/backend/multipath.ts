@@ -23,6 +23,8 @@ import type { Logger } from 'pino';
 import * as native from '../native/binding.js';
 import { MAX_TRANSFER } from '../protocol/constants.js';
 import type { CommandResult } from '../protocol/response.js';
+import { formatReservationKey, PrInAction, PrOutAction, prOutActionName } from '../scsi/pr-codes.js';
+import type { ReservationDescriptor } from '../scsi/pr-in.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 import type { BackendRequest } from './backend.js';
@@ -36,9 +38,7 @@ import {
   parseReadKeys,
   parseReadReservation,
   planOut,
-  PrInAction,
   prInCommand,
-  PrOutAction,
   prOutCommand,
   repairCommand,
   reserveHeldByUnreachablePath,
@@ -50,7 +50,6 @@ import {
   type PathAnswer,
   type PathResult,
   type Repair,
-  type ReservationInfo,
 } from './multipath-plan.js';
 
 /** What identifies the device behind a descriptor. */
@@ -331,7 +330,7 @@ export class MultipathRouter {
     if (checkOwnReservation && someUnreached && conflicted) {
       const reservation = await this.readReservation(session, answeredPaths(results));
       if (reservation !== undefined && reserveHeldByUnreachablePath(command, reservation)) {
-        session.log.info({ key: hexKey(command.key) }, 'RESERVE: the reservation is already held with our key through a path that is not reachable; GOOD');
+        session.log.info({ key: formatReservationKey(command.key) }, 'RESERVE: the reservation is already held with our key through a path that is not reachable; GOOD');
         return { status: ScsiStatus.GOOD };
       }
     }
@@ -356,8 +355,8 @@ export class MultipathRouter {
       }
       session.note(list);
       if (decision.kind === 'verify-release') return this.verifyRelease(session, command, list);
-      if (decision.note) session.log.warn({ action: describeAction(command.action) }, decision.note);
-      if (decision.repair) await this.repair(session, decision.repair, describeAction(command.action));
+      if (decision.note) session.log.warn({ action: prOutActionName(command.action) }, decision.note);
+      if (decision.repair) await this.repair(session, decision.repair, prOutActionName(command.action));
       return decision.result;
     }
   }
@@ -379,11 +378,11 @@ export class MultipathRouter {
    * nexus, the device drops our other registrations), RELEASE there, then
    * register the key on the other reachable paths again.
    */
-  private async takeOver(session: PathSession, command: OutCommand, reservation: ReservationInfo, results: PathResult[]): Promise<CommandResult> {
+  private async takeOver(session: PathSession, command: OutCommand, reservation: ReservationDescriptor, results: PathResult[]): Promise<CommandResult> {
     const candidates = results.filter((r): r is PathAnswer => r.kind === 'answer' && r.status === ScsiStatus.GOOD).map((r) => r.path);
     const via = candidates[0];
     if (via === undefined) return exhaustedReply(results);
-    const log = session.log.child({ via, key: hexKey(command.key), type: reservation.type });
+    const log = session.log.child({ via, key: formatReservationKey(command.key), type: reservation.type });
     log.warn('RELEASE: the reservation holder is an unreachable path of the map; moving the reservation to a reachable path to release it');
     const aptpl = await this.ptplActive(session, via);
     const preempt = prOutCommand(PrOutAction.PREEMPT, reservation.scope, reservation.type, command.key, command.key);
@@ -419,11 +418,11 @@ export class MultipathRouter {
       kept = false;
     }
     if (!kept) {
-      session.log.info({ key: hexKey(command.key), result: summarize(keys) }, 'PREEMPT of our own key: the sender is not registered afterwards; other paths left as they are');
+      session.log.info({ key: formatReservationKey(command.key), result: summarize(keys) }, 'PREEMPT of our own key: the sender is not registered afterwards; other paths left as they are');
       return;
     }
     const aptpl = await this.ptplActive(session, sender);
-    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== sender), saKey: command.key, allTgPt: false, aptpl }, describeAction(command.action));
+    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== sender), saKey: command.key, allTgPt: false, aptpl }, prOutActionName(command.action));
   }
 
   /** REGISTER AND IGNORE EXISTING KEY on each path of the repair (UNIT ATTENTION retried). Logs, never fails. */
@@ -432,13 +431,13 @@ export class MultipathRouter {
     const { cdb, params } = repairCommand(repair);
     const outcomes = await Promise.all(repair.paths.map((p) => session.runSettled(p, cdb, params)));
     const failed = outcomes.filter((r) => r.kind !== 'answer' || r.status !== ScsiStatus.GOOD);
-    const fields = { why: repair.why, after, key: hexKey(repair.saKey), paths: repair.paths, results: outcomes.map(summarize) };
+    const fields = { why: repair.why, after, key: formatReservationKey(repair.saKey), paths: repair.paths, results: outcomes.map(summarize) };
     if (failed.length === 0) session.log.info(fields, 'paths of the map re-registered');
     else session.log.warn(fields, 're-registering paths of the map failed on some paths; they keep their old registration');
   }
 
   /** READ RESERVATION through the given paths first, then any other; undefined if nothing answered it. */
-  private async readReservation(session: PathSession, preferred: readonly string[]): Promise<ReservationInfo | null | undefined> {
+  private async readReservation(session: PathSession, preferred: readonly string[]): Promise<ReservationDescriptor | null | undefined> {
     const order = [...preferred, ...session.order().filter((p) => !preferred.includes(p))];
     for (const path of order) {
       const r = await session.runSettled(path, prInCommand(PrInAction.READ_RESERVATION), null);
@@ -647,21 +646,6 @@ function answerReply(answer: PathAnswer, allocationLength: number): CommandResul
 function answeredPaths(results: readonly PathResult[]): string[] {
   return results.filter((r) => r.kind === 'answer').map((r) => r.path);
 }
-
-const hexKey = (key: bigint): string => `0x${key.toString(16)}`;
-
-const ACTION_NAMES: Record<number, string> = {
-  0: 'REGISTER',
-  1: 'RESERVE',
-  2: 'RELEASE',
-  3: 'CLEAR',
-  4: 'PREEMPT',
-  5: 'PREEMPT AND ABORT',
-  6: 'REGISTER AND IGNORE EXISTING KEY',
-  7: 'REGISTER AND MOVE',
-};
-
-const describeAction = (action: number): string => ACTION_NAMES[action] ?? `SA 0x${action.toString(16)}`;
 
 function summarize(r: PathResult): Record<string, unknown> {
   if (r.kind === 'failure') return { path: r.path, failure: r.reason };

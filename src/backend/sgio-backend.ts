@@ -33,7 +33,7 @@ export class SgioBackend implements Backend {
     const viaPaths = await this.multipath.execute(request);
     if (viaPaths !== null) return viaPaths;
     // PR IN always reads into the full 8 KiB buffer and lets the device limit
-    // itself by the CDB, like the original (pr-helper-protocol.md 2.2).
+    // itself by the CDB, like the original (do_pr_in in scsi/qemu-pr-helper.c).
     const outcome =
       request.direction === 'in'
         ? await native.sgio(request.fd, request.cdb, native.SgDirection.FROM_DEV, MAX_TRANSFER, this.options.timeoutMs)

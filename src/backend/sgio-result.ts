@@ -2,8 +2,11 @@
  * Turns the outcome of one SG_IO ioctl into the (status, sense, size) triple
  * the helper puts on the wire. Pure: no I/O, no logging; the caller logs.
  *
- * Reference: pr-helper-protocol.md 2.3 (decision order), 2.4a (errno table),
- * 2.4b (host_status table), 2.4c (synthesized fixed sense), 1.5 (sense buffer).
+ * References, all in QEMU: scsi/qemu-pr-helper.c do_sgio_worker (decision
+ * order, the zeroed 96-byte sense buffer), scsi/utils.c scsi_sense_from_errno
+ * (errno table), scsi_sense_from_host_status (host_status table) and
+ * scsi_build_sense (synthesized fixed sense); sg_io_sense_from_errno in
+ * releases before 6.0 combined the first two.
  */
 import { getSystemErrorName } from 'node:util';
 import { Sense, fixedSense, type SenseCode } from '../scsi/sense.js';
@@ -12,7 +15,7 @@ import { ScsiStatus } from '../scsi/status.js';
 /** Size of the sense buffer handed to SG_IO and sent in every reply. */
 export const SGIO_SENSE_LENGTH = 96;
 
-/** Linux errno numbers that 2.4a distinguishes (x86/arm/generic ABI values). */
+/** Linux errno numbers that scsi_sense_from_errno distinguishes (x86/arm/generic ABI values). */
 export const Errno = {
   ENOMEM: 12,
   ENODEV: 19,
@@ -29,7 +32,7 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([name, va
 
 /**
  * The errno's name for the log. libuv's table (util.getSystemErrorName)
- * lacks several that SG_IO returns (EDOM, EBADE, ENOMEDIUM), so 2.4a's go first.
+ * lacks several that SG_IO returns (EDOM, EBADE, ENOMEDIUM), so the table above goes first.
  */
 export function errnoName(errno: number): string {
   const known = ERRNO_NAMES.get(errno);
@@ -38,7 +41,7 @@ export function errnoName(errno: number): string {
   return name.startsWith('Unknown') ? `errno ${errno}` : name;
 }
 
-/** SG_IO host_status values (Linux DID_*) that 2.4b maps to something specific. */
+/** SG_IO host_status values (Linux DID_*) that scsi_sense_from_host_status maps to something specific. */
 export const HostStatus = {
   OK: 0x00,
   NO_CONNECT: 0x01,
@@ -68,14 +71,14 @@ export function hostStatusName(hostStatus: number): string {
 
 /**
  * The original tests driver_status against DRIVER_TIMEOUT (6) as a bit mask,
- * so any of bits 1-2 counts (2.3 step 3); we reproduce the mask, not the intent.
+ * so any of bits 1-2 counts (do_sgio_worker); we reproduce the mask, not the intent.
  */
 export const DRIVER_STATUS_BUSY_MASK = 0x06;
 
 /** Linux DRIVER_TIMEOUT, the driver byte value behind that mask. */
 export const DRIVER_TIMEOUT = 0x06;
 
-/** Whether an SG_IO timed out, and who said so (in 2.3's order: errno first, then host, then driver). */
+/** Whether an SG_IO timed out, and who said so (in do_sgio_worker's order: errno first, then host, then driver). */
 export function sgioTimeout(o: Pick<SgioOutcome, 'errno' | 'hostStatus' | 'driverStatus'>): 'host_status' | 'driver' | null {
   if (o.errno !== 0) return null;
   if (o.hostStatus !== HostStatus.OK) return o.hostStatus === HostStatus.TIME_OUT ? 'host_status' : null;
@@ -83,7 +86,8 @@ export function sgioTimeout(o: Pick<SgioOutcome, 'errno' | 'hostStatus' | 'drive
 }
 
 /**
- * Which QEMU release's errno table to follow. Only ENODEV differs (spec 0, item 1).
+ * Which QEMU release's errno table to follow. Only ENODEV differs: QEMU 10.1
+ * gave it a row in scsi_sense_from_errno.
  * The default is 7.2 because the differential suite compares us byte for byte
  * with Debian's 7.2 binary.
  */
@@ -110,7 +114,7 @@ export interface MappedResult {
   /** Valid data bytes: dxferLen - resid on GOOD, otherwise 0. */
   transferred: number;
   /**
-   * Set when host_status was a value 2.4b does not know. The original reports
+   * Set when host_status was a value scsi_sense_from_host_status does not know. The original reports
    * GOOD in that case; we answer CHECK CONDITION instead and let the caller log it.
    */
   unknownHostStatus?: number;
@@ -144,7 +148,7 @@ function statusFromErrno(errno: number, policy: ErrnoPolicy): StatusAndSense {
     case Errno.ENOSPC:
       return check(Sense.SPACE_ALLOCATION_FAILED_WRITE_PROTECT);
     case Errno.ENODEV:
-      // 2.4a: QEMU >= 10.1 gives ENODEV its own row (HARDWARE ERROR 04/44/00);
+      // QEMU >= 10.1 gives ENODEV its own row (HARDWARE ERROR 04/44/00);
       // 7.2 has no such case, so ENODEV falls through to the default row below.
       if (policy === 'qemu-10.1') return check(Sense.INTERNAL_TARGET_FAILURE);
       return check(Sense.IO_PROCESS_TERMINATED);
@@ -153,7 +157,7 @@ function statusFromErrno(errno: number, policy: ErrnoPolicy): StatusAndSense {
   }
 }
 
-/** null = a host_status value 2.4b has no row for. */
+/** null = a host_status value scsi_sense_from_host_status has no row for. */
 function statusFromHostStatus(hostStatus: number): StatusAndSense | null {
   switch (hostStatus) {
     case HostStatus.NO_CONNECT:
@@ -213,7 +217,7 @@ export function mapErrno(errno: number, errnoPolicy: ErrnoPolicy = 'qemu-7.2'): 
 }
 
 /**
- * Applies the 2.3 decision order: errno, then host_status, then the
+ * Applies do_sgio_worker's decision order: errno, then host_status, then the
  * driver_status mask, then the device's own status and sense.
  *
  * @param dxferLen the dxfer_len given to SG_IO (8192 for PR IN, N for PR OUT).

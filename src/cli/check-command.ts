@@ -6,11 +6,12 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { HelperClient } from '../client/client.js';
-import { prInCdb, PrInAction } from '../client/pr-commands.js';
-import { decodeReadKeys, PrDataError } from '../client/pr-decode.js';
 import { FdStream } from '../io/fd-stream.js';
 import * as native from '../native/binding.js';
-import { HANDSHAKE_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
+import { CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
+import { PrInAction } from '../scsi/pr-codes.js';
+import { PrDataError } from '../scsi/pr-data.js';
+import { decodeReadKeys, encodePrInCdb } from '../scsi/pr-in.js';
 import { connectFailureHint, describeReply, processOutput, type Output } from './client-command.js';
 import { DEFAULT_SOCKET, PROGRAM } from './options.js';
 import { parseSubcommandArgs } from './subcommand-args.js';
@@ -282,7 +283,7 @@ async function checkReadKeys(socket: string, fd: number, timeoutMs: number): Pro
       (async () => {
         const client = await HelperClient.connect(socket);
         connection.client = client;
-        return client.execute(prInCdb(PrInAction.READ_KEYS, MAX_TRANSFER), fd);
+        return client.execute(encodePrInCdb({ action: PrInAction.READ_KEYS, allocationLength: MAX_TRANSFER }, CDB_SIZE), fd);
       })(),
       timeoutMs,
       () => connection.client?.close(),

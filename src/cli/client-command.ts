@@ -1,30 +1,39 @@
 /**
  * `pr-helper client`: sends one PERSISTENT RESERVE IN/OUT command through a
  * running helper, the way QEMU would, and prints the result in the style of
- * sg3_utils' sg_persist (spc4-pr-semantics.md §9.1).
+ * sg3_utils' sg_persist (its options, output wording and exit statuses).
  */
 import { Argument, Command, CommanderError, InvalidArgumentError } from 'commander';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { HelperClient } from '../client/client.js';
-import { basicParams, prInCdb, prOutCdb, PrInAction, PrOutAction, registerAndMoveParams } from '../client/pr-commands.js';
+import { CDB_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
 import {
-  decodeCapabilities,
-  decodeFullStatus,
+  formatReservationKey,
+  PR_TYPE_KEYWORDS,
+  PrInAction,
+  PrOutAction,
+  PrType,
+  prTypeDescription,
+  prTypeFromKeyword,
+  scopeName,
+} from '../scsi/pr-codes.js';
+import { PrDataError } from '../scsi/pr-data.js';
+import {
+  decodeReadFullStatus,
   decodeReadKeys,
   decodeReadReservation,
-  initiatorName,
-  PrDataError,
-  scopeName,
-  typeName,
-  type Capabilities,
-  type FullStatus,
+  decodeReportCapabilities,
+  encodePrInCdb,
+  type ReadFullStatus,
   type ReadKeys,
   type ReadReservation,
-} from '../client/pr-decode.js';
-import { MAX_TRANSFER } from '../protocol/constants.js';
-import { decodeSense } from '../scsi/sense.js';
+  type ReportCapabilities,
+} from '../scsi/pr-in.js';
+import { encodeBasicParameters, encodePrOutCdb, encodeRegisterAndMoveParameters } from '../scsi/pr-out.js';
+import { additionalSenseName, ascAscqText, decodeSense, senseKeyName } from '../scsi/sense.js';
+import { statusName as nameOfStatus } from '../scsi/pr-describe.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
-import { encodeTransportId, parseInitiatorName, type TransportId } from '../sim/transport-id.js';
+import { encodeTransportId, initiatorName, parseInitiatorName, type TransportId } from '../scsi/transport-id.js';
 import { DEFAULT_SOCKET, PROGRAM, UsageError } from './options.js';
 
 const COMMAND = `${PROGRAM} client`;
@@ -61,66 +70,6 @@ Exit status (as sg_persist):
   24  RESERVATION CONFLICT
 `;
 
-const STATUS_NAMES: Readonly<Record<number, string>> = {
-  0x00: 'GOOD',
-  0x02: 'CHECK CONDITION',
-  0x04: 'CONDITION MET',
-  0x08: 'BUSY',
-  0x18: 'RESERVATION CONFLICT',
-  0x28: 'TASK SET FULL',
-  0x30: 'ACA ACTIVE',
-  0x40: 'TASK ABORTED',
-};
-
-const SENSE_KEY_NAMES = [
-  'NO SENSE',
-  'RECOVERED ERROR',
-  'NOT READY',
-  'MEDIUM ERROR',
-  'HARDWARE ERROR',
-  'ILLEGAL REQUEST',
-  'UNIT ATTENTION',
-  'DATA PROTECT',
-  'BLANK CHECK',
-  'VENDOR SPECIFIC',
-  'COPY ABORTED',
-  'ABORTED COMMAND',
-  'RESERVED (0xc)',
-  'VOLUME OVERFLOW',
-  'MISCOMPARE',
-  'COMPLETED',
-];
-
-/** The additional sense codes a PR command meets (spc4-pr-semantics.md §1, pr-helper-protocol.md 2.4). */
-const ASC_NAMES: Readonly<Record<string, string>> = {
-  '00/00': 'no additional sense information',
-  '00/06': 'I/O process terminated',
-  '04/00': 'logical unit not ready, cause not reportable',
-  '05/00': 'logical unit does not respond to selection',
-  '08/00': 'logical unit communication failure',
-  '11/00': 'unrecovered read error',
-  '1a/00': 'parameter list length error',
-  '20/00': 'invalid command operation code',
-  '24/00': 'invalid field in CDB',
-  '25/00': 'logical unit not supported',
-  '26/00': 'invalid field in parameter list',
-  '26/04': 'invalid release of persistent reservation',
-  '27/07': 'space allocation failed write protect',
-  '29/00': 'power on, reset, or bus device reset occurred',
-  '29/07': 'I_T nexus loss occurred',
-  '2a/03': 'reservations preempted',
-  '2a/04': 'reservations released',
-  '2a/05': 'registrations preempted',
-  '2e/02': 'command timeout during processing',
-  '2f/00': 'commands cleared by another initiator',
-  '2f/02': 'commands cleared by device server',
-  '3a/00': 'medium not present',
-  '44/00': 'internal target failure',
-  '55/04': 'insufficient registration resources',
-};
-
-const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
-const hexKey = (key: bigint): string => `0x${key.toString(16)}`;
 
 export interface DecodedSenseInfo {
   readonly key: number;
@@ -164,7 +113,7 @@ function exitCodeFor(status: number, sense: DecodedSenseInfo | null): number {
 /** Null for GOOD; otherwise what went wrong, in words and as an exit status. */
 export function describeReply(status: number, senseBytes: Uint8Array): ReplyFailure | null {
   if (status === ScsiStatus.GOOD) return null;
-  const statusName = STATUS_NAMES[status] ?? `status 0x${hex2(status & 0xff)}`;
+  const statusName = nameOfStatus(status);
   let sense: DecodedSenseInfo | null = null;
   let message = statusName;
   if (status === ScsiStatus.CHECK_CONDITION) {
@@ -172,23 +121,13 @@ export function describeReply(status: number, senseBytes: Uint8Array): ReplyFail
     if (code === null) {
       message += ' without valid sense data';
     } else {
-      const ascq = `${hex2(code.asc)}/${hex2(code.ascq)}`;
-      sense = { key: code.key, keyName: SENSE_KEY_NAMES[code.key]!, asc: code.asc, ascq: code.ascq, description: ASC_NAMES[ascq] ?? null };
+      const ascq = ascAscqText(code.asc, code.ascq);
+      sense = { key: code.key, keyName: senseKeyName(code.key), asc: code.asc, ascq: code.ascq, description: additionalSenseName(code.asc, code.ascq) };
       message += `: ${sense.keyName}, asc/ascq ${ascq}${sense.description ? ` (${sense.description})` : ''}`;
     }
   }
   return { status, statusName, sense, message, exitCode: exitCodeFor(status, sense) };
 }
-
-/** --type names; the values are SPC TYPE codes, which differ from Linux pr.h's numbering. */
-const TYPE_BY_NAME: Readonly<Record<string, number>> = {
-  'wr-ex': 1,
-  'ex-ac': 3,
-  'wr-ex-ro': 5,
-  'ex-ac-ro': 6,
-  'wr-ex-ar': 7,
-  'ex-ac-ar': 8,
-};
 
 type InAction = 'read-keys' | 'read-reservation' | 'report-capabilities' | 'read-full-status';
 type OutAction =
@@ -213,7 +152,7 @@ const IN_ACTIONS: Readonly<Record<InAction, { sa: number; label: string }>> = {
 type ParamOption = 'key' | 'saKey' | 'type' | 'aptpl' | 'allTgPt' | 'specIPt' | 'transportId' | 'relativeTargetPort' | 'unreg';
 const OUT_ACTIONS: Readonly<Record<OutAction, { sa: number; label: string; takes: readonly ParamOption[]; needsType: boolean }>> = {
   register: { sa: PrOutAction.REGISTER, label: 'REGISTER', takes: ['key', 'saKey', 'aptpl', 'allTgPt', 'specIPt', 'transportId'], needsType: false },
-  // SPEC_I_PT is accepted so that a device's refusal of it can be observed (§2.1: "must be 0").
+  // SPEC_I_PT is accepted so that a device's refusal of it can be observed (SPC-4 allows it with REGISTER only).
   'register-ignore': {
     sa: PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY,
     label: 'REGISTER AND IGNORE EXISTING KEY',
@@ -251,12 +190,13 @@ function parseKey(value: string): bigint {
   return BigInt(`0x${digits}`);
 }
 
+/** A --type keyword or number; the values are SPC TYPE codes, which differ from Linux pr.h's numbering. */
 function parseType(value: string): number {
-  const named = TYPE_BY_NAME[value.toLowerCase()];
+  const named = prTypeFromKeyword(value);
   if (named !== undefined) return named;
   // Any 4-bit code is sent as is, so obsolete/reserved types can be tried against a device.
   if (/^\d+$/.test(value) && Number(value) <= 15) return Number(value);
-  throw new InvalidArgumentError(`expected ${Object.keys(TYPE_BY_NAME).join(', ')} or a number 0-15.`);
+  throw new InvalidArgumentError(`expected ${PR_TYPE_KEYWORDS.join(', ')} or a number 0-15.`);
 }
 
 function numberParser(max: number) {
@@ -287,7 +227,7 @@ function buildProgram(): Command {
     .requiredOption('-d, --device <path>', 'device (or simulated image) the command is about; opened read-write unless --readonly')
     .option('--key <hex>', 'RESERVATION KEY (hex, default 0)', parseKey)
     .option('--sa-key <hex>', 'SERVICE ACTION RESERVATION KEY (hex, default 0)', parseKey)
-    .option('--type <type>', `reservation type: ${Object.keys(TYPE_BY_NAME).join('|')} or its number`, parseType)
+    .option('--type <type>', `reservation type: ${PR_TYPE_KEYWORDS.join('|')} or its number`, parseType)
     .option('--aptpl', 'set APTPL (persist through power loss)')
     .option('--all-tg-pt', 'set ALL_TG_PT (register on all target ports)')
     .option('--spec-i-pt', 'set SPEC_I_PT (also register the --transport-id initiators); implied by --transport-id with register')
@@ -334,7 +274,8 @@ function buildRequest(action: Action, given: ClientOptions): Request {
     const { sa, label } = IN_ACTIONS[action as InAction];
     const stray = (Object.keys(OPTION_FLAGS) as ParamOption[]).find((name) => isGiven(given, name));
     if (stray) throw new UsageError(`${OPTION_FLAGS[stray]} does not apply to ${action}`);
-    return { action, label: `PR IN ${label}`, cdb: prInCdb(sa, o.allocLength ?? MAX_TRANSFER), params: Buffer.alloc(0), options: o };
+    const cdb = encodePrInCdb({ action: sa, allocationLength: o.allocLength ?? MAX_TRANSFER }, CDB_SIZE);
+    return { action, label: `PR IN ${label}`, cdb, params: Buffer.alloc(0), options: o };
   }
   const spec = OUT_ACTIONS[action as OutAction];
   const stray = (Object.keys(OPTION_FLAGS) as ParamOption[]).find((name) => isGiven(given, name) && !spec.takes.includes(name));
@@ -346,23 +287,28 @@ function buildRequest(action: Action, given: ClientOptions): Request {
   if (action === 'register-move') {
     if (o.transportId.length !== 1) throw new UsageError('register-move needs exactly one --transport-id (the destination initiator)');
     if (o.relativeTargetPort === undefined) throw new UsageError('register-move needs --relative-target-port');
-    params = registerAndMoveParams(o.key ?? 0n, o.saKey ?? 0n, o.relativeTargetPort, encodeTransportId(o.transportId[0]!), {
+    params = encodeRegisterAndMoveParameters({
+      reservationKey: o.key,
+      serviceActionKey: o.saKey,
       unreg: o.unreg,
       aptpl: o.aptpl,
+      relativeTargetPort: o.relativeTargetPort,
+      transportId: encodeTransportId(o.transportId[0]!),
     });
   } else {
-    params = basicParams({
-      key: o.key,
-      saKey: o.saKey,
+    params = encodeBasicParameters({
+      reservationKey: o.key,
+      serviceActionKey: o.saKey,
       // As sg_persist: naming initiators is what SPEC_I_PT is for.
-      specIpt: Boolean(o.specIPt) || o.transportId.length > 0,
+      specIPt: Boolean(o.specIPt) || o.transportId.length > 0,
       allTgPt: o.allTgPt,
       aptpl: o.aptpl,
-      transportIds: o.transportId.map(encodeTransportId),
+      transportIdData: Buffer.concat(o.transportId.map(encodeTransportId)),
     });
   }
   if (params.length > MAX_TRANSFER) throw new UsageError(`the parameter list (${params.length} bytes) exceeds the helper's ${MAX_TRANSFER}`);
-  return { action, label: `PR OUT ${spec.label}`, cdb: prOutCdb(spec.sa, o.type ?? 0, params.length), params, options: o };
+  const cdb = encodePrOutCdb({ action: spec.sa, type: o.type ?? 0, parameterListLength: params.length }, CDB_SIZE);
+  return { action, label: `PR OUT ${spec.label}`, cdb, params, options: o };
 }
 
 type Parsed = { kind: 'run'; requests: Request[] } | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
@@ -429,7 +375,7 @@ function formatReadKeys(r: ReadKeys): string {
   if (r.announcedKeys === 0) return `PR generation=0x${r.generation.toString(16)}, there are NO registered reservation keys\n`;
   const n = r.announcedKeys;
   const lines = [`PR generation=0x${r.generation.toString(16)}, ${n} registered reservation key${n === 1 ? '' : 's'} follow${n === 1 ? 's' : ''}:`];
-  for (const key of r.keys) lines.push(`    ${hexKey(key)}`);
+  for (const key of r.keys) lines.push(`    ${formatReservationKey(key)}`);
   return lines.join('\n') + '\n';
 }
 
@@ -437,12 +383,12 @@ function formatReservation(r: ReadReservation): string {
   const head = `PR generation=0x${r.generation.toString(16)}, `;
   const res = r.reservation;
   if (res === null) return `${head}there is NO reservation held\n`;
-  const key = res.key === null ? '(cut off)' : hexKey(res.key);
-  const scopeType = res.type === null ? 'scope and type cut off' : `scope: ${scopeName(res.scope!)},  type: ${typeName(res.type)}`;
+  const key = res.key === null ? '(cut off)' : formatReservationKey(res.key);
+  const scopeType = res.type === null ? 'scope and type cut off' : `scope: ${scopeName(res.scope!)},  type: ${prTypeDescription(res.type)}`;
   return `${head}Reservation follows:\n    Key=${key}\n    ${scopeType}\n`;
 }
 
-function formatCapabilities(c: Capabilities): string {
+function formatCapabilities(c: ReportCapabilities): string {
   const bit = (b: boolean): number => (b ? 1 : 0);
   const lines = [
     'Report capabilities response:',
@@ -459,12 +405,12 @@ function formatCapabilities(c: Capabilities): string {
     const m = c.typeMask;
     lines.push(
       '    Support indicated in Type mask:',
-      `      ${typeName(7)}: ${bit(m.wrExAr)}`,
-      `      ${typeName(6)}: ${bit(m.exAcRo)}`,
-      `      ${typeName(5)}: ${bit(m.wrExRo)}`,
-      `      ${typeName(3)}: ${bit(m.exAc)}`,
-      `      ${typeName(1)}: ${bit(m.wrEx)}`,
-      `      ${typeName(8)}: ${bit(m.exAcAr)}`,
+      `      ${prTypeDescription(PrType.WRITE_EXCLUSIVE_ALL_REGISTRANTS)}: ${bit(m.wrExAr)}`,
+      `      ${prTypeDescription(PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY)}: ${bit(m.exAcRo)}`,
+      `      ${prTypeDescription(PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY)}: ${bit(m.wrExRo)}`,
+      `      ${prTypeDescription(PrType.EXCLUSIVE_ACCESS)}: ${bit(m.exAc)}`,
+      `      ${prTypeDescription(PrType.WRITE_EXCLUSIVE)}: ${bit(m.wrEx)}`,
+      `      ${prTypeDescription(PrType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS)}: ${bit(m.exAcAr)}`,
     );
   }
   return lines.join('\n') + '\n';
@@ -481,13 +427,13 @@ function describeTransportId(id: TransportId): string {
   }
 }
 
-function formatFullStatus(s: FullStatus): string {
+function formatFullStatus(s: ReadFullStatus): string {
   const lines = [`PR generation=0x${s.generation.toString(16)}${s.descriptors.length === 0 && !s.truncated ? ', there are NO registrations' : ''}`];
   for (const d of s.descriptors) {
-    lines.push(`    Key=${hexKey(d.key)}`);
+    lines.push(`    Key=${formatReservationKey(d.key)}`);
     if (d.allTgPt) lines.push('      All target ports bit set');
     else lines.push('      All target ports bit clear', `      Relative port address: 0x${d.relativeTargetPort.toString(16)}`);
-    if (d.rHolder) lines.push('      << Reservation holder >>', `      scope: ${scopeName(d.scope)},  type: ${typeName(d.type)}`);
+    if (d.rHolder) lines.push('      << Reservation holder >>', `      scope: ${scopeName(d.scope)},  type: ${prTypeDescription(d.type)}`);
     else lines.push('      not reservation holder');
     lines.push('      Transport Id of initiator:');
     lines.push(`        ${d.transportId ? describeTransportId(d.transportId) : `(${d.transportIdError})`}`);
@@ -496,7 +442,7 @@ function formatFullStatus(s: FullStatus): string {
 }
 
 function readKeysJson(r: ReadKeys) {
-  return { generation: r.generation, keys: r.keys.map(hexKey), truncated: r.truncated };
+  return { generation: r.generation, keys: r.keys.map(formatReservationKey), truncated: r.truncated };
 }
 
 function reservationJson(r: ReadReservation) {
@@ -507,25 +453,25 @@ function reservationJson(r: ReadReservation) {
       res === null
         ? null
         : {
-            key: res.key === null ? null : hexKey(res.key),
+            key: res.key === null ? null : formatReservationKey(res.key),
             scope: res.scope,
             type: res.type,
-            typeName: res.type === null ? null : typeName(res.type),
+            typeName: res.type === null ? null : prTypeDescription(res.type),
           },
     truncated: r.truncated,
   };
 }
 
-function fullStatusJson(s: FullStatus) {
+function fullStatusJson(s: ReadFullStatus) {
   return {
     generation: s.generation,
     registrations: s.descriptors.map((d) => ({
-      key: hexKey(d.key),
+      key: formatReservationKey(d.key),
       allTgPt: d.allTgPt,
       rHolder: d.rHolder,
       scope: d.scope,
       type: d.type,
-      typeName: d.rHolder ? typeName(d.type) : null,
+      typeName: d.rHolder ? prTypeDescription(d.type) : null,
       relativeTargetPort: d.relativeTargetPort,
       transportId: d.transportId,
       initiator: d.transportId ? initiatorName(d.transportId) : null,
@@ -547,11 +493,11 @@ function renderIn(action: InAction, data: Buffer): [string, Record<string, unkno
       return [formatReservation(r), reservationJson(r), r.truncated];
     }
     case 'report-capabilities': {
-      const c = decodeCapabilities(data);
+      const c = decodeReportCapabilities(data);
       return [formatCapabilities(c), { ...c }, c.truncated];
     }
     case 'read-full-status': {
-      const s = decodeFullStatus(data);
+      const s = decodeReadFullStatus(data);
       return [formatFullStatus(s), fullStatusJson(s), s.truncated];
     }
   }

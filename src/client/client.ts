@@ -18,7 +18,7 @@ export class ProtocolError extends Error {}
 
 /**
  * Client side of the helper protocol, behaving like QEMU's pr-manager-helper
- * (pr-helper-protocol.md 1.7): the CDB in its own sendmsg carrying the fd,
+ * (scsi/pr-manager-helper.c pr_manager_helper_run): the CDB in its own sendmsg carrying the fd,
  * PR OUT parameters without fds, and the same reply checks QEMU asserts.
  * One request at a time.
  */

@@ -7,7 +7,7 @@
 import type { BackendResult, TransportOutcome } from '../backend/backend.js';
 import { DRIVER_STATUS_BUSY_MASK, DRIVER_TIMEOUT, errnoName, hostStatusName } from '../backend/sgio-result.js';
 import type { PrRequest } from '../protocol/request.js';
-import { describePrCommand, describeSenseInWords, senseKeyName, statusName } from '../scsi/pr-describe.js';
+import { describePrCommand, describeSenseInWords, senseKeyNameOf, statusName } from '../scsi/pr-describe.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
 import { decodeSense } from '../scsi/sense.js';
 
@@ -37,7 +37,7 @@ function cause(result: BackendResult, fields: Record<string, unknown>): string {
   }
   if (fields['driverStatus'] === 'DRIVER_TIMEOUT') return 'driver timeout';
   if (fields['driverStatus'] !== undefined) return `driver_status ${fields['driverStatus']}`;
-  const key = result.status === ScsiStatus.CHECK_CONDITION ? senseKeyName(result.sense) : null;
+  const key = result.status === ScsiStatus.CHECK_CONDITION ? senseKeyNameOf(result.sense) : null;
   return key ? `${statusName(result.status)}, ${key}` : statusName(result.status);
 }
 

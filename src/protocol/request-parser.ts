@@ -3,8 +3,9 @@ import { directionOf, type Direction, type PrRequest } from './request.js';
 import { transferLength } from './transfer-length.js';
 
 /**
- * Why a connection is dropped. The messages are the original's stderr lines
- * (pr-helper-protocol.md 2.1, E1-E13); null where it says nothing.
+ * Why a connection is dropped, in the order QEMU's prh_co_entry, prh_read and
+ * prh_read_request (scsi/qemu-pr-helper.c) check them. The messages are the
+ * original's error_setg() texts; null where it says nothing.
  */
 export const CloseReason = {
   HANDSHAKE_EOF: { code: 'handshake-eof', message: null },

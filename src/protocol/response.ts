@@ -19,8 +19,9 @@ export function encodeHandshake(features: number): Buffer {
 }
 
 /**
- * Serializes a reply, enforcing what QEMU asserts (pr-helper-protocol.md 1.5,
- * 1.7): payload only for PR IN with GOOD, never more than the allocation
+ * Serializes a reply, enforcing what QEMU asserts (prh_write_response in
+ * scsi/qemu-pr-helper.c, pr_manager_helper_run in scsi/pr-manager-helper.c):
+ * payload only for PR IN with GOOD, never more than the allocation
  * length nor 8192 bytes. A backend bug therefore cannot abort the guest's QEMU.
  */
 export function encodeResponse(request: Pick<PrRequest, 'direction' | 'transferLength'>, result: CommandResult): Buffer {

@@ -1,6 +1,6 @@
 /**
  * Transfer length by the generic group-code rule, exactly as qemu-pr-helper and
- * QEMU's client compute it (pr-helper-protocol.md 1.4). PR OUT (group 2) thus
+ * QEMU's client compute it (QEMU scsi/utils.c scsi_cdb_xfer). PR OUT (group 2) thus
  * uses only bytes 7-8 of its 32-bit PARAMETER LIST LENGTH; compatibility
  * requires the same framing, the device still sees all CDB bytes.
  */

@@ -12,8 +12,8 @@ export const FIXED_SENSE_LENGTH = 18;
 
 /**
  * Builds 18 bytes of current, fixed-format sense (response code 0x70,
- * additional length 10), the only form qemu-pr-helper synthesizes
- * (pr-helper-protocol.md 2.4c).
+ * additional length 10), the only form qemu-pr-helper synthesizes (QEMU
+ * scsi/utils.c scsi_build_sense).
  */
 export function fixedSense(code: SenseCode): Buffer {
   const sense = Buffer.alloc(FIXED_SENSE_LENGTH);
@@ -48,6 +48,7 @@ export const Sense = {
   INVALID_OPCODE: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x20, ascq: 0x00 },
   INVALID_FIELD_IN_CDB: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x24, ascq: 0x00 },
   INVALID_FIELD_IN_PARAMETER_LIST: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x00 },
+  INVALID_RELEASE_OF_PERSISTENT_RESERVATION: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x26, ascq: 0x04 },
   PARAMETER_LIST_LENGTH_ERROR: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x1a, ascq: 0x00 },
   LOGICAL_UNIT_NOT_SUPPORTED: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x25, ascq: 0x00 },
   INSUFFICIENT_REGISTRATION_RESOURCES: { key: SenseKey.ILLEGAL_REQUEST, asc: 0x55, ascq: 0x04 },
@@ -59,4 +60,73 @@ export const Sense = {
   RESERVATIONS_PREEMPTED: { key: SenseKey.UNIT_ATTENTION, asc: 0x2a, ascq: 0x03 },
   RESERVATIONS_RELEASED: { key: SenseKey.UNIT_ATTENTION, asc: 0x2a, ascq: 0x04 },
   REGISTRATIONS_PREEMPTED: { key: SenseKey.UNIT_ATTENTION, asc: 0x2a, ascq: 0x05 },
+  COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: { key: SenseKey.UNIT_ATTENTION, asc: 0x2f, ascq: 0x00 },
 } as const satisfies Record<string, SenseCode>;
+
+/** Sense key names (SPC-4 table "Sense key descriptions"), indexed by the 4-bit key. */
+const SENSE_KEY_NAMES = [
+  'NO SENSE',
+  'RECOVERED ERROR',
+  'NOT READY',
+  'MEDIUM ERROR',
+  'HARDWARE ERROR',
+  'ILLEGAL REQUEST',
+  'UNIT ATTENTION',
+  'DATA PROTECT',
+  'BLANK CHECK',
+  'VENDOR SPECIFIC',
+  'COPY ABORTED',
+  'ABORTED COMMAND',
+  'RESERVED (0xc)',
+  'VOLUME OVERFLOW',
+  'MISCOMPARE',
+  'COMPLETED',
+] as const;
+
+export function senseKeyName(key: number): string {
+  return SENSE_KEY_NAMES[key & 0x0f]!;
+}
+
+/**
+ * The additional sense codes a PR command meets, in the lowercase words of
+ * SPC-4's ASC/ASCQ table, keyed "asc/ascq" in hex: those of Sense plus the
+ * two a device answers without the helper naming them.
+ */
+const ADDITIONAL_SENSE_NAMES: Readonly<Record<string, string>> = {
+  '00/00': 'no additional sense information',
+  '00/06': 'I/O process terminated',
+  '04/00': 'logical unit not ready, cause not reportable',
+  '05/00': 'logical unit does not respond to selection',
+  '08/00': 'logical unit communication failure',
+  '11/00': 'unrecovered read error',
+  '1a/00': 'parameter list length error',
+  '20/00': 'invalid command operation code',
+  '24/00': 'invalid field in CDB',
+  '25/00': 'logical unit not supported',
+  '26/00': 'invalid field in parameter list',
+  '26/04': 'invalid release of persistent reservation',
+  '27/07': 'space allocation failed write protect',
+  '29/00': 'power on, reset, or bus device reset occurred',
+  '29/07': 'I_T nexus loss occurred',
+  '2a/03': 'reservations preempted',
+  '2a/04': 'reservations released',
+  '2a/05': 'registrations preempted',
+  '2e/02': 'command timeout during processing',
+  '2f/00': 'commands cleared by another initiator',
+  '2f/02': 'commands cleared by device server',
+  '3a/00': 'medium not present',
+  '44/00': 'internal target failure',
+  '55/04': 'insufficient registration resources',
+};
+
+const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
+
+/** "24/00" for ASC 0x24, ASCQ 0x00: how sense codes are usually quoted. */
+export function ascAscqText(asc: number, ascq: number): string {
+  return `${hex2(asc)}/${hex2(ascq)}`;
+}
+
+/** "invalid field in CDB"; null for a code outside the table. */
+export function additionalSenseName(asc: number, ascq: number): string | null {
+  return ADDITIONAL_SENSE_NAMES[ascAscqText(asc, ascq)] ?? null;
+}

@@ -1,11 +1,20 @@
-/** SCSI status byte values (SAM-5) that the helper produces or passes through. */
+/** SCSI status byte values (SAM-5) that the helper produces, passes through or names. */
 export const ScsiStatus = {
   GOOD: 0x00,
   CHECK_CONDITION: 0x02,
+  CONDITION_MET: 0x04,
   BUSY: 0x08,
   RESERVATION_CONFLICT: 0x18,
   TASK_SET_FULL: 0x28,
+  ACA_ACTIVE: 0x30,
+  TASK_ABORTED: 0x40,
 } as const;
+
+/** "RESERVATION CONFLICT"; null for a status SAM-5 does not define. */
+export function scsiStatusName(status: number): string | null {
+  const name = Object.keys(ScsiStatus).find((k) => ScsiStatus[k as keyof typeof ScsiStatus] === status);
+  return name === undefined ? null : name.replaceAll('_', ' ');
+}
 
 export const SenseKey = {
   NO_SENSE: 0x0,

@@ -18,7 +18,7 @@ import { ScsiStatus } from '../scsi/status.js';
 
 export interface ConnectionContext {
   readonly backend: Backend;
-  /** False once the daemon stops: no new request is read (pr-helper-protocol.md 2.1). */
+  /** False once the daemon stops: no new request is read (the `state == RUNNING` loop of QEMU's prh_co_entry). */
   readonly accepting: () => boolean;
   /** Lines a peer can cause again and again go through this rate limit. */
   readonly repeated: RepeatedLines;
@@ -39,9 +39,10 @@ export interface ConnectionView extends PeerFields {
 }
 
 /**
- * One client connection, in the order of pr-helper-protocol.md 2.1:
- * handshake, then read request -> execute -> reply, until the client goes away,
- * breaks a rule (E1-E13) or the daemon stops. Nothing a client sends can throw
+ * One client connection, in the order of QEMU scsi/qemu-pr-helper.c
+ * prh_co_entry: handshake, then read request -> execute -> reply, until the
+ * client goes away, breaks a framing rule (prh_read, prh_read_request; see
+ * CloseReason) or the daemon stops. Nothing a client sends can throw
  * out of run(); every received descriptor is closed on every path.
  */
 export class Connection {
@@ -107,7 +108,7 @@ export class Connection {
     try {
       await this.stream.write(encodeHandshake(SUPPORTED_FEATURES));
     } catch {
-      // A peer that hangs up before the handshake is dropped silently (E1, E13).
+      // A peer that hangs up before the handshake is dropped silently, as prh_co_entry does.
       return 'client left before the handshake';
     }
     const handshake = await this.readUntilStep();

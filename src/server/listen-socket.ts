@@ -13,8 +13,9 @@ export class ListenError extends Error {}
 
 /**
  * Creates the listening socket at `path`. Unlike the original, which unlinks
- * whatever is there (silently stealing a live daemon's path,
- * pr-helper-protocol.md 4.3), this refuses to displace a daemon that still
+ * whatever is there (QEMU io/channel-socket.c qio_channel_socket_listen_sync
+ * via util/qemu-sockets.c unix_listen_saddr, silently stealing a live
+ * daemon's path), this refuses to displace a daemon that still
  * answers and refuses to delete anything that is not a socket; a stale socket
  * file is replaced.
  */

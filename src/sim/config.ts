@@ -3,7 +3,7 @@
  * nexuses (image path × initiator × target port) reach each of them.
  */
 import { isAbsolute, normalize } from 'node:path';
-import { parseInitiatorName, transportIdIdentity, type TransportId } from './transport-id.js';
+import { parseInitiatorName, transportIdIdentity, type TransportId } from '../scsi/transport-id.js';
 
 /** A configuration problem; the message is one line naming the file and the JSON location. */
 export class ConfigError extends Error {

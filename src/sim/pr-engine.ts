@@ -1,29 +1,55 @@
 /**
  * Persistent-reservation state machine of one simulated logical unit
- * (SPC-4 PERSISTENT RESERVE IN/OUT), following the "spec / SCST / CTL
- * majority" profile of spc4-pr-semantics.md §11. Section numbers in comments
- * refer to that document.
+ * (SPC-4 PERSISTENT RESERVE IN/OUT). Where the standard leaves a choice or
+ * the reference targets disagree, it answers like the majority of SCST
+ * (scst/src/scst_pres.c), FreeBSD CTL (sys/cam/ctl/ctl.c) and tgt
+ * (usr/spc.c), and says where Linux LIO (drivers/target/target_core_pr.c)
+ * differs. Clause numbers are spc4r17's (see src/scsi/pr-codes.ts).
  *
  * Pure: no I/O, clocks or randomness. The caller serialises commands (one
- * device lock, §11.3) and persists snapshot() when execute() reports
- * persistentStateChanged.
+ * device lock, as LIO's dev_reservation_lock and SCST's PR mutex do) and
+ * persists snapshot() when execute() reports persistentStateChanged. The
+ * bytes come and go through the codec in src/scsi/.
  */
-import { fixedSense, Sense, type SenseCode } from '../scsi/sense.js';
-import { Opcode, ScsiStatus, SenseKey } from '../scsi/status.js';
 import {
-  decodeTransportId,
-  encodeTransportId,
-  transportIdFromPlain,
-  transportIdIdentity,
-  type TransportId,
-} from './transport-id.js';
-import { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
-
-/** An I_T nexus: initiator port × relative target port identifier (§0). */
-export interface Nexus {
-  readonly initiator: TransportId;
-  readonly targetPort: number;
-}
+  isAllRegistrantsType,
+  isPrType,
+  isRegistrantsOnlyType,
+  LU_SCOPE,
+  PrInAction,
+  PrOutAction,
+  PrType,
+  type PrTypeCode,
+} from '../scsi/pr-codes.js';
+import {
+  decodePrInCdb,
+  encodeReadFullStatus,
+  encodeReadKeys,
+  encodeReadReservation,
+  encodeReportCapabilities,
+  type ReportCapabilitiesFields,
+} from '../scsi/pr-in.js';
+import {
+  basicParametersProblem,
+  decodeBasicParameters,
+  decodePrOutCdb,
+  decodeRegisterAndMoveParameters,
+  registerAndMoveParametersProblem,
+  type BasicParameters,
+  type PrOutCdb,
+  type RegisterAndMoveParameters,
+} from '../scsi/pr-out.js';
+import { fixedSense, Sense, type SenseCode } from '../scsi/sense.js';
+import { Opcode, ScsiStatus } from '../scsi/status.js';
+import { decodeTransportId, decodeTransportIdList, transportIdIdentity, type TransportId } from '../scsi/transport-id.js';
+import { nexusId, type Nexus } from './nexus.js';
+import {
+  decodePersistedKey,
+  encodePersistedKey,
+  parsePersistedLunState,
+  PERSISTED_STATE_VERSION,
+  type PersistedLunState,
+} from './persisted-state.js';
 
 export interface EngineResult {
   readonly status: number;
@@ -42,75 +68,9 @@ export interface PrEngineOptions {
   readonly maxRegistrations?: number;
 }
 
-/** Reservation TYPE codes (§6.1). */
-export const PrType = {
-  WRITE_EXCLUSIVE: 1,
-  EXCLUSIVE_ACCESS: 3,
-  WRITE_EXCLUSIVE_REGISTRANTS_ONLY: 5,
-  EXCLUSIVE_ACCESS_REGISTRANTS_ONLY: 6,
-  WRITE_EXCLUSIVE_ALL_REGISTRANTS: 7,
-  EXCLUSIVE_ACCESS_ALL_REGISTRANTS: 8,
-} as const;
-export type PrTypeCode = (typeof PrType)[keyof typeof PrType];
-
-export { PrInAction, PrOutAction } from '../scsi/pr-codes.js';
-
-/** APTPL state file contents (§7.2). Keys are 16 lowercase hex digits. */
-export interface PersistedLunState {
-  readonly version: 1;
-  readonly generation: number;
-  readonly aptpl: boolean;
-  readonly registrations: readonly PersistedRegistration[];
-  readonly reservation: PersistedReservation | null;
-}
-
-export interface PersistedRegistration {
-  readonly initiator: TransportId;
-  readonly targetPort: number;
-  readonly key: string;
-  readonly allTgPt: boolean;
-}
-
-export interface PersistedReservation {
-  readonly type: PrTypeCode;
-  readonly scope: 0;
-  /** The holding I_T nexus; null for the all-registrants types, where every registrant holds it. */
-  readonly holder: Nexus | null;
-}
-
-const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: SenseCode = {
-  key: SenseKey.ILLEGAL_REQUEST,
-  asc: 0x26,
-  ascq: 0x04,
-};
-const COMMANDS_CLEARED_BY_ANOTHER_INITIATOR: SenseCode = { key: SenseKey.UNIT_ATTENTION, asc: 0x2f, ascq: 0x00 };
-
-const LU_SCOPE = 0;
-const BASIC_LIST_LENGTH = 24;
-const SPEC_I_PT_HEADER_LENGTH = 28;
-const MOVE_HEADER_LENGTH = 24;
 const DEFAULT_MAX_REGISTRATIONS = 256;
 const EMPTY = Buffer.alloc(0);
-const PERSISTED_VERSION = 1;
 const U32_LIMIT = 2 ** 32;
-
-const VALID_TYPES: ReadonlySet<number> = new Set(Object.values(PrType));
-
-function isAllRegistrants(type: number): boolean {
-  return type === PrType.WRITE_EXCLUSIVE_ALL_REGISTRANTS || type === PrType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
-}
-
-function isRegistrantsOnly(type: number): boolean {
-  return type === PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY || type === PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY;
-}
-
-function nexusKey(initiator: TransportId, targetPort: number): string {
-  return `${transportIdIdentity(initiator)}@${targetPort}`;
-}
-
-function keyToHex(key: bigint): string {
-  return key.toString(16).padStart(16, '0');
-}
 
 function result(status: number, sense: SenseCode | null, data: Buffer = EMPTY): EngineResult {
   return { status, sense: sense === null ? null : fixedSense(sense), data, persistentStateChanged: false };
@@ -130,92 +90,41 @@ interface Registration {
 
 interface Reservation {
   readonly type: PrTypeCode;
-  /** nexusKey of the holder; null for the all-registrants types. */
+  /** nexusId of the holder; null for the all-registrants types. */
   readonly holder: string | null;
 }
 
-interface PrOutCdb {
-  readonly action: number;
-  readonly scope: number;
-  readonly type: number;
-}
+type ParameterList = ({ readonly kind: 'basic' } & BasicParameters) | ({ readonly kind: 'move' } & RegisterAndMoveParameters);
 
-/** Parameter list of every service action except REGISTER AND MOVE (§2.2). */
-interface BasicList {
-  readonly kind: 'basic';
-  readonly reservationKey: bigint;
-  readonly serviceActionKey: bigint;
-  readonly specIPt: boolean;
-  readonly allTgPt: boolean;
-  readonly aptpl: boolean;
-  readonly transportIds: Buffer;
-}
-
-/** REGISTER AND MOVE parameter list (§2.3). */
-interface MoveList {
-  readonly kind: 'move';
-  readonly reservationKey: bigint;
-  readonly serviceActionKey: bigint;
-  readonly unreg: boolean;
-  readonly aptpl: boolean;
-  readonly relativeTargetPort: number;
-  readonly transportId: Buffer;
-}
-
-type ListParse<T> = { readonly ok: true; readonly list: T } | { readonly ok: false; readonly sense: SenseCode };
-
-function parseBasicList(list: Buffer): ListParse<BasicList> {
-  // §2.2 length rules; totals that do not add up are PARAMETER LIST LENGTH ERROR
-  // (SCST), malformed TransportIDs inside a consistent total are rejected later
-  // with INVALID FIELD IN PARAMETER LIST.
-  if (list.length < BASIC_LIST_LENGTH) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
-  const flags = list[20]!;
-  const specIPt = (flags & 0x08) !== 0;
-  let transportIds: Buffer = EMPTY;
-  if (!specIPt) {
-    if (list.length !== BASIC_LIST_LENGTH) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
-  } else {
-    if (list.length < SPEC_I_PT_HEADER_LENGTH) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
-    const dataLength = list.readUInt32BE(24);
-    if (SPEC_I_PT_HEADER_LENGTH + dataLength !== list.length) {
-      return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
-    }
-    transportIds = list.subarray(SPEC_I_PT_HEADER_LENGTH);
+/**
+ * The list the CDB announced, or the sense for lengths that do not add up.
+ * Basic lists: PARAMETER LIST LENGTH ERROR for every inconsistency (SCST);
+ * malformed TransportIDs inside a consistent total are rejected later with
+ * INVALID FIELD IN PARAMETER LIST. REGISTER AND MOVE: LIO and SCST both answer
+ * a TransportID length that disagrees with the list length with INVALID FIELD
+ * IN PARAMETER LIST, not a length error.
+ */
+function parseParameterList(action: number, list: Buffer): { ok: true; list: ParameterList } | { ok: false; sense: SenseCode } {
+  if (action === PrOutAction.REGISTER_AND_MOVE) {
+    const problem = registerAndMoveParametersProblem(list);
+    if (problem === null) return { ok: true, list: { kind: 'move', ...decodeRegisterAndMoveParameters(list) } };
+    return { ok: false, sense: problem.kind === 'short' ? Sense.PARAMETER_LIST_LENGTH_ERROR : Sense.INVALID_FIELD_IN_PARAMETER_LIST };
   }
-  return {
-    ok: true,
-    list: {
-      kind: 'basic',
-      reservationKey: list.readBigUInt64BE(0),
-      serviceActionKey: list.readBigUInt64BE(8),
-      specIPt,
-      allTgPt: (flags & 0x04) !== 0,
-      aptpl: (flags & 0x01) !== 0,
-      transportIds,
-    },
-  };
+  if (basicParametersProblem(list) !== null) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
+  return { ok: true, list: { kind: 'basic', ...decodeBasicParameters(list) } };
 }
 
-function parseMoveList(list: Buffer): ListParse<MoveList> {
-  if (list.length < MOVE_HEADER_LENGTH) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
-  // §2.3: LIO and SCST both answer a TransportID length that disagrees with the
-  // list length with INVALID FIELD IN PARAMETER LIST, not a length error.
-  if (MOVE_HEADER_LENGTH + list.readUInt32BE(20) !== list.length) {
-    return { ok: false, sense: Sense.INVALID_FIELD_IN_PARAMETER_LIST };
-  }
-  return {
-    ok: true,
-    list: {
-      kind: 'move',
-      reservationKey: list.readBigUInt64BE(0),
-      serviceActionKey: list.readBigUInt64BE(8),
-      unreg: (list[17]! & 0x02) !== 0,
-      aptpl: (list[17]! & 0x01) !== 0,
-      relativeTargetPort: list.readUInt16BE(18),
-      transportId: list.subarray(MOVE_HEADER_LENGTH),
-    },
-  };
-}
+/** What REPORT CAPABILITIES claims; PTPL_A follows the APTPL state. */
+const CAPABILITIES: Omit<ReportCapabilitiesFields, 'ptplA'> = {
+  // CRH: SPC-2 RESERVE/RELEASE never reach this unit (the helper forwards only
+  // PR commands), so the compatible-handling claim holds vacuously and matches
+  // what QEMU sees from LIO/SCST. No REPLACE LOST RESERVATION.
+  rlrC: false, crh: true,
+  // SPEC_I_PT, ALL_TG_PT and APTPL are all implemented.
+  sipC: true, atpC: true, ptplC: true,
+  // Every type; ALLOW COMMANDS 100b as SCST and CTL report, consistent with checkAccess.
+  tmv: true, allowCommands: 0b100, typeMask: { wrEx: true, exAc: true, wrExRo: true, exAcRo: true, wrExAr: true, exAcAr: true },
+};
 
 function validatedOptions(options: PrEngineOptions): { ports: readonly number[]; maxRegistrations: number } {
   const ports = [...options.targetPorts];
@@ -236,7 +145,7 @@ function validatedOptions(options: PrEngineOptions): { ports: readonly number[];
 export class PrEngine {
   private readonly targetPorts: readonly number[];
   private readonly maxRegistrations: number;
-  /** Insertion order is registration order, which READ KEYS and READ FULL STATUS report (§5.2). */
+  /** Insertion order is registration order, which READ KEYS and READ FULL STATUS report (SCST, LIO). */
   private readonly registrations = new Map<string, Registration>();
   private reservation: Reservation | null = null;
   private generation = 0;
@@ -263,17 +172,17 @@ export class PrEngine {
     engine.generation = valid.generation;
     engine.aptpl = valid.aptpl;
     for (const r of valid.registrations) {
-      engine.registrations.set(nexusKey(r.initiator, r.targetPort), {
+      engine.registrations.set(nexusId(r.initiator, r.targetPort), {
         initiator: r.initiator,
         initiatorIdentity: transportIdIdentity(r.initiator),
         targetPort: r.targetPort,
-        key: BigInt(`0x${r.key}`),
+        key: decodePersistedKey(r.key),
         allTgPt: r.allTgPt,
       });
     }
     if (valid.reservation !== null) {
       const { type, holder } = valid.reservation;
-      engine.reservation = { type, holder: holder === null ? null : nexusKey(holder.initiator, holder.targetPort) };
+      engine.reservation = { type, holder: holder === null ? null : nexusId(holder.initiator, holder.targetPort) };
     }
     return engine;
   }
@@ -286,16 +195,16 @@ export class PrEngine {
    */
   execute(nexus: Nexus, cdb: Uint8Array, params: Uint8Array): EngineResult {
     const key = this.keyOf(nexus);
-    // §1/§3 step 1: a pending UA is reported first and consumes the command.
+    // A pending unit attention is reported first and consumes the command (SAM-5; every reference target).
     const attention = this.queueFor(key).shift();
     if (attention !== undefined) return checkCondition(attention);
-    const c = Buffer.alloc(16);
-    c.set(cdb.subarray(0, 16));
-    switch (c[0]) {
+    const padded = Buffer.alloc(16);
+    padded.set(cdb.subarray(0, 16));
+    switch (padded[0]) {
       case Opcode.PERSISTENT_RESERVE_IN:
-        return this.persistentReserveIn(c);
+        return this.persistentReserveIn(padded);
       case Opcode.PERSISTENT_RESERVE_OUT:
-        return this.persistentReserveOut(nexus, key, c, params);
+        return this.persistentReserveOut(nexus, key, padded, params);
       default:
         return checkCondition(Sense.INVALID_OPCODE);
     }
@@ -303,7 +212,7 @@ export class PrEngine {
 
   /**
    * Whether a medium read or write from `nexus` would pass the reservation
-   * (§6.1/§6.2). Pending unit attentions are not considered.
+   * (spc4r17 table 45 and SBC-3's reservation table). Pending unit attentions are not considered.
    */
   checkAccess(nexus: Nexus, kind: 'read' | 'write'): 'allowed' | 'conflict' {
     const key = this.keyOf(nexus);
@@ -325,7 +234,7 @@ export class PrEngine {
   }
 
   /**
-   * Models power-on (§7.3): every I_T nexus, including those that have not
+   * Models power-on: every I_T nexus, including those that have not
    * sent a command yet, first receives UNIT ATTENTION 29/00. Conditions
    * queued before are discarded, as the device state that held them is gone.
    * The I/O layer calls this once after creating or restoring the engine.
@@ -336,7 +245,7 @@ export class PrEngine {
   }
 
   /**
-   * The state APTPL preserves (§7.2). Always describes the current state; when
+   * The state APTPL preserves. Always describes the current state; when
    * `aptpl` is false it is what a power loss discards, so the I/O layer
    * deletes the file instead of writing it. The generation is included
    * (SCST) so initiators caching it are not confused after a restart.
@@ -349,13 +258,13 @@ export class PrEngine {
       holder = { initiator: { ...r.initiator }, targetPort: r.targetPort };
     }
     return {
-      version: PERSISTED_VERSION,
+      version: PERSISTED_STATE_VERSION,
       generation: this.generation,
       aptpl: this.aptpl,
       registrations: [...this.registrations.values()].map((r) => ({
         initiator: { ...r.initiator },
         targetPort: r.targetPort,
-        key: keyToHex(r.key),
+        key: encodePersistedKey(r.key),
         allTgPt: r.allTgPt,
       })),
       reservation: reservation === null ? null : { type: reservation.type, scope: LU_SCOPE, holder },
@@ -366,7 +275,7 @@ export class PrEngine {
     if (!this.targetPorts.includes(nexus.targetPort)) {
       throw new RangeError(`target port ${nexus.targetPort} is not a port of this logical unit`);
     }
-    return nexusKey(nexus.initiator, nexus.targetPort);
+    return nexusId(nexus.initiator, nexus.targetPort);
   }
 
   private queueFor(key: string): SenseCode[] {
@@ -408,7 +317,7 @@ export class PrEngine {
   /**
    * The registrations created together by one ALL_TG_PT registration act as a
    * unit: a key change or unregistration from any of them applies to all
-   * (§4.1.1 step 1), whatever ALL_TG_PT says in the later command.
+   * (spc4r17 5.7.7), whatever ALL_TG_PT says in the later command.
    */
   private groupOf(key: string): string[] {
     const reg = this.registrations.get(key)!;
@@ -419,7 +328,7 @@ export class PrEngine {
   }
 
   private addRegistration(initiator: TransportId, targetPort: number, key: bigint, allTgPt: boolean): void {
-    this.registrations.set(nexusKey(initiator, targetPort), {
+    this.registrations.set(nexusId(initiator, targetPort), {
       initiator,
       initiatorIdentity: transportIdIdentity(initiator),
       targetPort,
@@ -437,7 +346,7 @@ export class PrEngine {
   private removeRegistrations(keys: readonly string[]): void {
     for (const k of keys) this.registrations.delete(k);
     this.changed = true;
-    // §0: an all-registrants reservation lives only while someone is registered.
+    // An all-registrants reservation lives only while someone is registered (spc4r17 5.7.11.1).
     if (this.reservation?.holder === null && this.registrations.size === 0) this.reservation = null;
   }
 
@@ -450,21 +359,24 @@ export class PrEngine {
     return { ...outcome, persistentStateChanged };
   }
 
-  /** Checks in the order of §3; nothing is modified before the last check passes. */
-  private runPersistentReserveOut(nexus: Nexus, key: string, c: Buffer, params: Uint8Array): EngineResult {
-    const cdb: PrOutCdb = { action: c[1]! & 0x1f, scope: c[2]! >> 4, type: c[2]! & 0x0f };
-    // §4.7: REPLACE LOST RESERVATION is not implemented (RLR_C=0), like every reference target.
+  /**
+   * Checks in the order SCST (scst_persistent_reserve_out_local) and LIO
+   * (target_scsi3_emulate_pr_out) apply them; nothing is modified before the
+   * last check passes.
+   */
+  private runPersistentReserveOut(nexus: Nexus, key: string, rawCdb: Buffer, params: Uint8Array): EngineResult {
+    const cdb = decodePrOutCdb(rawCdb);
+    // REPLACE LOST RESERVATION is not implemented (RLR_C=0), like every reference target.
     if (cdb.action > PrOutAction.REGISTER_AND_MOVE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
 
     // The CDB's 32-bit PARAMETER LIST LENGTH is authoritative. QEMU frames the
     // transfer by bytes 7-8 only, so fewer delivered bytes mean the device could
     // not receive the list it was told about: a length error. Extra delivered
     // bytes lie outside the parameter list and are ignored.
-    const declared = c.readUInt32BE(5);
+    const declared = cdb.parameterListLength;
     if (params.length < declared) return checkCondition(Sense.PARAMETER_LIST_LENGTH_ERROR);
-    const raw = Buffer.from(params.subarray(0, declared));
 
-    const parsed = cdb.action === PrOutAction.REGISTER_AND_MOVE ? parseMoveList(raw) : parseBasicList(raw);
+    const parsed = parseParameterList(cdb.action, Buffer.from(params.subarray(0, declared)));
     if (!parsed.ok) return checkCondition(parsed.sense);
     const list = parsed.list;
     if (list.kind === 'basic' && list.specIPt && cdb.action !== PrOutAction.REGISTER) {
@@ -474,7 +386,7 @@ export class PrEngine {
     const registration = this.registrations.get(key);
     const registering =
       cdb.action === PrOutAction.REGISTER || cdb.action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY;
-    // §3 step 6 (majority; LIO's NOT READY quirk is not reproduced).
+    // An unregistered nexus may only register (SCST, CTL; LIO's NOT READY 02/08/00 quirk is not reproduced).
     if (registration === undefined && !registering) return conflict();
     if (
       cdb.action !== PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY &&
@@ -499,28 +411,24 @@ export class PrEngine {
     }
   }
 
-  /** REGISTER and REGISTER AND IGNORE EXISTING KEY once the key check has passed (§4.1). */
-  private register(nexus: Nexus, key: string, list: BasicList): EngineResult {
+  /** REGISTER and REGISTER AND IGNORE EXISTING KEY once the key check has passed (spc4r17 5.7.7, table 47). */
+  private register(nexus: Nexus, key: string, list: BasicParameters): EngineResult {
     if (this.registrations.has(key)) {
       if (list.specIPt) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
       if (list.serviceActionKey === 0n) this.unregister(key);
       else this.changeKey(this.groupOf(key), list.serviceActionKey);
       this.setAptpl(list.aptpl);
-      // §4.8 recommendation: +1 for every successful REGISTER-family command, unregister included (SCST, tgt).
+      // +1 for every successful REGISTER-family command, unregister included (SCST, tgt; LIO skips unregister).
       this.bumpGeneration();
       return good();
     }
 
-    const initiators: TransportId[] = [nexus.initiator];
-    for (let rest = list.transportIds; rest.length > 0; ) {
-      const decoded = decodeTransportId(rest);
-      if (!decoded.ok) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
-      initiators.push(decoded.value.id);
-      rest = rest.subarray(decoded.value.length);
-    }
+    const named = decodeTransportIdList(list.transportIdData);
+    if (!named.ok) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
+    const initiators: TransportId[] = [nexus.initiator, ...named.value];
     if (list.serviceActionKey === 0n) {
-      // §4.1: nothing to register. The generation still counts the command
-      // (§4.8, SCST/tgt); APTPL is untouched as no state is established.
+      // Nothing to register. The generation still counts the command (SCST,
+      // tgt); APTPL is untouched as no state is established.
       this.bumpGeneration();
       return good();
     }
@@ -528,9 +436,9 @@ export class PrEngine {
     const ports = list.allTgPt ? this.targetPorts : [nexus.targetPort];
     const targets = new Map<string, { initiator: TransportId; port: number }>();
     for (const initiator of initiators) {
-      for (const port of ports) targets.set(nexusKey(initiator, port), { initiator, port });
+      for (const port of ports) targets.set(nexusId(initiator, port), { initiator, port });
     }
-    // §4.1 leaves SPEC_I_PT on an already registered I_T nexus open (LIO skips,
+    // SPC-4 leaves SPEC_I_PT on an already registered I_T nexus open (LIO skips,
     // SCST overwrites); we reject it, like an ALL_TG_PT registration that would
     // overlap an existing one, so one command never silently rewrites another
     // nexus' key and the registration stays all-or-nothing.
@@ -548,7 +456,7 @@ export class PrEngine {
     return good();
   }
 
-  /** §4.1.1: unregistering the holder releases a WE/EA/RO reservation; only RO types announce it. */
+  /** Unregistering the holder releases a WE/EA/RO reservation (spc4r17 5.7.11.1); only RO types announce it. */
   private unregister(key: string): void {
     const group = this.groupOf(key);
     const reservation = this.reservation;
@@ -556,7 +464,7 @@ export class PrEngine {
     this.removeRegistrations(group);
     if (reservation === null || !heldByGroup) return;
     this.setReservation(null);
-    if (isRegistrantsOnly(reservation.type)) {
+    if (isRegistrantsOnlyType(reservation.type)) {
       for (const other of this.registrations.keys()) {
         this.queueUnitAttention(other, Sense.RESERVATIONS_RELEASED);
       }
@@ -564,11 +472,11 @@ export class PrEngine {
   }
 
   private reserve(key: string, cdb: PrOutCdb): EngineResult {
-    // §4.2: SCOPE other than LU_SCOPE is INVALID FIELD IN CDB (SCST/tgt; LIO uses 26/00).
-    if (!VALID_TYPES.has(cdb.type) || cdb.scope !== LU_SCOPE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
-    const type = cdb.type as PrTypeCode;
+    // spc4r17 5.7.9. A SCOPE other than LU_SCOPE is INVALID FIELD IN CDB (SCST/tgt; LIO uses 26/00).
+    if (!isPrType(cdb.type) || cdb.scope !== LU_SCOPE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    const type = cdb.type;
     if (this.reservation === null) {
-      this.setReservation({ type, holder: isAllRegistrants(type) ? null : key });
+      this.setReservation({ type, holder: isAllRegistrantsType(type) ? null : key });
       return good();
     }
     if (this.isHolder(key) && this.reservation.type === type) return good();
@@ -578,12 +486,12 @@ export class PrEngine {
   private release(key: string, cdb: PrOutCdb): EngineResult {
     const reservation = this.reservation;
     if (reservation === null || !this.isHolder(key)) return good();
-    // §4.3: SCST/CTL/tgt majority; LIO answers RESERVATION CONFLICT.
+    // spc4r17 5.7.11.2; SCST/CTL/tgt majority, LIO answers RESERVATION CONFLICT.
     if (reservation.type !== cdb.type || cdb.scope !== LU_SCOPE) {
-      return checkCondition(INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
+      return checkCondition(Sense.INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
     }
     this.setReservation(null);
-    if (isRegistrantsOnly(reservation.type) || isAllRegistrants(reservation.type)) {
+    if (isRegistrantsOnlyType(reservation.type) || isAllRegistrantsType(reservation.type)) {
       for (const other of this.registrations.keys()) {
         if (other !== key) this.queueUnitAttention(other, Sense.RESERVATIONS_RELEASED);
       }
@@ -600,21 +508,21 @@ export class PrEngine {
     return good();
   }
 
-  /** PREEMPT and PREEMPT AND ABORT, decision tree of §4.5. */
-  private preempt(key: string, cdb: PrOutCdb, list: BasicList, abort: boolean): EngineResult {
+  /** PREEMPT and PREEMPT AND ABORT (spc4r17 5.7.11.4). */
+  private preempt(key: string, cdb: PrOutCdb, list: BasicParameters, abort: boolean): EngineResult {
     const target = list.serviceActionKey;
     const reservation = this.reservation;
     const preemptsReservation =
       reservation !== null &&
       (reservation.holder === null ? target === 0n : target === this.registrations.get(reservation.holder)!.key);
     if (!preemptsReservation) {
-      // §4.5: SARK 0 without an all-registrants reservation is 05/26/00 (LIO, CTL; SCST answers a conflict).
+      // SARK 0 without an all-registrants reservation is 05/26/00 (LIO, CTL; SCST answers a conflict).
       if (target === 0n) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
       return this.preemptRegistrations(key, target, abort);
     }
     // Only a preempted reservation takes on the new TYPE/SCOPE, so only then are they checked.
-    if (!VALID_TYPES.has(cdb.type) || cdb.scope !== LU_SCOPE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
-    const type = cdb.type as PrTypeCode;
+    if (!isPrType(cdb.type) || cdb.scope !== LU_SCOPE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    const type = cdb.type;
 
     // Preempting the all-registrants reservation with SARK 0 removes every other
     // registration; otherwise those carrying the holder's key go. The sender's
@@ -625,7 +533,7 @@ export class PrEngine {
       .map(([k]) => k);
     this.removeRegistrations(victims);
     this.notifyPreempted(victims, key, abort);
-    this.setReservation({ type, holder: isAllRegistrants(type) ? null : key });
+    this.setReservation({ type, holder: isAllRegistrantsType(type) ? null : key });
     if (type !== reservation.type) {
       for (const other of this.registrations.keys()) {
         if (other !== key) this.queueUnitAttention(other, Sense.RESERVATIONS_RELEASED);
@@ -636,7 +544,7 @@ export class PrEngine {
   }
 
   /**
-   * §4.5 "remove registrations": every I_T nexus registered with `target`
+   * "Removing registrations" (spc4r17 5.7.11.4.4): every I_T nexus registered with `target`
    * goes, the sender included when its key matches (spec wording, which only
    * exempts the sender from the unit attention). TYPE and SCOPE are ignored
    * (spec, CTL; LIO and SCST validate TYPE).
@@ -651,26 +559,26 @@ export class PrEngine {
   }
 
   /**
-   * REGISTRATIONS PREEMPTED for each removed nexus but the sender (§4.9). For
+   * REGISTRATIONS PREEMPTED for each removed nexus but the sender. For
    * PREEMPT AND ABORT the engine cannot see in-flight tasks, so it treats every
    * preempted nexus as having had its tasks aborted with TAS=0 and adds
-   * COMMANDS CLEARED BY ANOTHER INITIATOR, as SCST does (§4.5).
+   * COMMANDS CLEARED BY ANOTHER INITIATOR, as SCST does.
    */
   private notifyPreempted(victims: readonly string[], sender: string, abort: boolean): void {
     for (const victim of victims) {
       if (victim === sender) continue;
       this.queueUnitAttention(victim, Sense.REGISTRATIONS_PREEMPTED);
-      if (abort) this.queueUnitAttention(victim, COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
+      if (abort) this.queueUnitAttention(victim, Sense.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
     }
   }
 
-  /** §4.6, checks in the order of its table. */
-  private registerAndMove(nexus: Nexus, key: string, list: MoveList): EngineResult {
+  /** REGISTER AND MOVE, checks in the order of spc4r17 5.7.8, table 50. */
+  private registerAndMove(nexus: Nexus, key: string, list: RegisterAndMoveParameters): EngineResult {
     // SARK 0: LIO's 05/26/00, as the field is in the parameter list (SCST points 05/24/00 at it).
     if (list.serviceActionKey === 0n) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
     const reservation = this.reservation;
     if (reservation === null) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
-    if (!this.isHolder(key) || isAllRegistrants(reservation.type)) return conflict();
+    if (!this.isHolder(key) || isAllRegistrantsType(reservation.type)) return conflict();
     const decoded = decodeTransportId(list.transportId);
     if (!decoded.ok || decoded.value.length !== list.transportId.length) {
       return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
@@ -682,7 +590,7 @@ export class PrEngine {
     if (!this.targetPorts.includes(list.relativeTargetPort)) {
       return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
     }
-    const destinationKey = nexusKey(destination, list.relativeTargetPort);
+    const destinationKey = nexusId(destination, list.relativeTargetPort);
     const destinationRegistered = this.registrations.has(destinationKey);
     const released = list.unreg ? this.groupOf(key) : [];
     if (this.registrations.size + (destinationRegistered ? 0 : 1) - released.length > this.maxRegistrations) {
@@ -698,17 +606,18 @@ export class PrEngine {
     return good();
   }
 
-  private persistentReserveIn(c: Buffer): EngineResult {
+  private persistentReserveIn(rawCdb: Buffer): EngineResult {
+    const cdb = decodePrInCdb(rawCdb);
     let data: Buffer;
-    switch (c[1]! & 0x1f) {
+    switch (cdb.action) {
       case PrInAction.READ_KEYS:
-        data = this.readKeys();
+        data = encodeReadKeys({ generation: this.generation, keys: [...this.registrations.values()].map((r) => r.key) });
         break;
       case PrInAction.READ_RESERVATION:
-        data = this.readReservation();
+        data = encodeReadReservation({ generation: this.generation, reservation: this.heldReservation() });
         break;
       case PrInAction.REPORT_CAPABILITIES:
-        data = this.reportCapabilities();
+        data = encodeReportCapabilities({ ...CAPABILITIES, ptplA: this.aptpl });
         break;
       case PrInAction.READ_FULL_STATUS:
         data = this.readFullStatus();
@@ -716,176 +625,36 @@ export class PrEngine {
       default:
         return checkCondition(Sense.INVALID_FIELD_IN_CDB);
     }
-    // §5.1: return what fits; truncation is never an error and length fields stay complete.
-    return good(Buffer.from(data.subarray(0, c.readUInt16BE(7))));
+    // Return what fits; truncation is never an error and length fields stay complete (spc4r17 6.13.1).
+    return good(Buffer.from(data.subarray(0, cdb.allocationLength)));
   }
 
-  private header(additionalLength: number, extra: number): Buffer {
-    const out = Buffer.alloc(8 + extra);
-    out.writeUInt32BE(this.generation, 0);
-    out.writeUInt32BE(additionalLength, 4);
-    return out;
-  }
-
-  private readKeys(): Buffer {
-    const keys = [...this.registrations.values()];
-    const out = this.header(8 * keys.length, 8 * keys.length);
-    keys.forEach((r, i) => out.writeBigUInt64BE(r.key, 8 + 8 * i));
-    return out;
-  }
-
-  private readReservation(): Buffer {
+  private heldReservation(): { key: bigint; scope: number; type: number } | null {
     const reservation = this.reservation;
-    if (reservation === null) return this.header(0, 0);
-    const out = this.header(16, 16);
-    // §5.3: the all-registrants types report key 0.
-    const holderKey = reservation.holder === null ? 0n : this.registrations.get(reservation.holder)!.key;
-    out.writeBigUInt64BE(holderKey, 8);
-    out[21] = (LU_SCOPE << 4) | reservation.type;
-    return out;
-  }
-
-  private reportCapabilities(): Buffer {
-    const out = Buffer.alloc(8);
-    out.writeUInt16BE(8, 0);
-    // CRH: SPC-2 RESERVE/RELEASE never reach this unit (the helper forwards
-    // only PR commands), so the compatible-handling claim holds vacuously and
-    // matches what QEMU sees from LIO/SCST. SIP_C, ATP_C, PTPL_C: all implemented.
-    out[2] = 0x10 | 0x08 | 0x04 | 0x01;
-    // TMV, ALLOW COMMANDS 100b (SCST/CTL, consistent with the §6.2 table), PTPL_A.
-    out[3] = 0x80 | (0b100 << 4) | (this.aptpl ? 0x01 : 0x00);
-    out[4] = 0x80 | 0x40 | 0x20 | 0x08 | 0x02;
-    out[5] = 0x01;
-    return out;
+    if (reservation === null) return null;
+    // The all-registrants types report key 0 (spc4r17 5.7.10).
+    const key = reservation.holder === null ? 0n : this.registrations.get(reservation.holder)!.key;
+    return { key, scope: LU_SCOPE, type: reservation.type };
   }
 
   /**
-   * §5.5. One descriptor per registered I_T nexus, so descriptors match READ
-   * KEYS one to one and R_HOLDER/RTPI stay exact; an ALL_TG_PT registration
-   * also sets ALL_TG_PT (LIO's shape; SCST reports such nexuses with 0).
+   * One descriptor per registered I_T nexus, so descriptors match READ KEYS
+   * one to one and R_HOLDER/RTPI stay exact; an ALL_TG_PT registration also
+   * sets ALL_TG_PT (LIO's shape; SCST reports such nexuses with 0).
    */
   private readFullStatus(): Buffer {
     const descriptors = [...this.registrations].map(([k, r]) => {
-      const transportId = encodeTransportId(r.initiator);
-      const d = Buffer.alloc(24 + transportId.length);
-      d.writeBigUInt64BE(r.key, 0);
       const holder = this.isHolder(k);
-      d[12] = (r.allTgPt ? 0x02 : 0) | (holder ? 0x01 : 0);
-      if (holder) d[13] = (LU_SCOPE << 4) | this.reservation!.type;
-      d.writeUInt16BE(r.targetPort, 18);
-      d.writeUInt32BE(transportId.length, 20);
-      transportId.copy(d, 24);
-      return d;
+      return {
+        key: r.key,
+        allTgPt: r.allTgPt,
+        rHolder: holder,
+        scope: LU_SCOPE,
+        type: holder ? this.reservation!.type : 0,
+        relativeTargetPort: r.targetPort,
+        transportId: r.initiator,
+      };
     });
-    const body = Buffer.concat(descriptors);
-    return Buffer.concat([this.header(body.length, 0), body]);
+    return encodeReadFullStatus({ generation: this.generation, descriptors });
   }
-}
-
-function fail(path: string, problem: string): never {
-  throw new Error(`invalid PR state: ${path} ${problem}`);
-}
-
-function asRecord(value: unknown, path: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(path, 'must be an object');
-  const record = value as Record<string, unknown>;
-  for (const k of Object.keys(record)) {
-    if (!keys.includes(k)) fail(`${path}.${k}`, 'is not a known field');
-  }
-  for (const k of keys) {
-    if (!Object.hasOwn(record, k)) fail(`${path}.${k}`, 'is missing');
-  }
-  return record;
-}
-
-function asTargetPort(value: unknown, path: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 0xffff) {
-    fail(path, 'must be an integer 1..65535');
-  }
-  return value as number;
-}
-
-function asTransportId(value: unknown, path: string): TransportId {
-  const decoded = transportIdFromPlain(value, path);
-  if (!decoded.ok) throw new Error(`invalid PR state: ${decoded.error}`);
-  return decoded.value;
-}
-
-function asNexus(value: unknown, path: string): Nexus {
-  const record = asRecord(value, path, ['initiator', 'targetPort']);
-  return {
-    initiator: asTransportId(record['initiator'], `${path}.initiator`),
-    targetPort: asTargetPort(record['targetPort'], `${path}.targetPort`),
-  };
-}
-
-function asRegistration(value: unknown, path: string): PersistedRegistration {
-  const record = asRecord(value, path, ['initiator', 'targetPort', 'key', 'allTgPt']);
-  const key = record['key'];
-  if (typeof key !== 'string' || !/^[0-9a-f]{16}$/.test(key) || /^0+$/.test(key)) {
-    // §0: 0 is never a registered key.
-    fail(`${path}.key`, 'must be 16 lowercase hex digits and not zero');
-  }
-  if (typeof record['allTgPt'] !== 'boolean') fail(`${path}.allTgPt`, 'must be a boolean');
-  return {
-    initiator: asTransportId(record['initiator'], `${path}.initiator`),
-    targetPort: asTargetPort(record['targetPort'], `${path}.targetPort`),
-    key,
-    allTgPt: record['allTgPt'],
-  };
-}
-
-/**
- * Validates an APTPL state object (e.g. freshly JSON.parse'd), including its
- * internal consistency. Throws an Error naming the offending field.
- */
-export function parsePersistedLunState(value: unknown): PersistedLunState {
-  const root = asRecord(value, 'state', ['version', 'generation', 'aptpl', 'registrations', 'reservation']);
-  if (root['version'] !== PERSISTED_VERSION) fail('state.version', `must be ${PERSISTED_VERSION}`);
-  const generation = root['generation'];
-  if (!Number.isInteger(generation) || (generation as number) < 0 || (generation as number) >= U32_LIMIT) {
-    fail('state.generation', 'must be an integer 0..4294967295');
-  }
-  if (typeof root['aptpl'] !== 'boolean') fail('state.aptpl', 'must be a boolean');
-  if (!Array.isArray(root['registrations'])) fail('state.registrations', 'must be an array');
-
-  const registrations = root['registrations'].map((r: unknown, i) => asRegistration(r, `state.registrations[${i}]`));
-  const groupKeys = new Map<string, string>();
-  const seen = new Set<string>();
-  registrations.forEach((r, i) => {
-    const k = nexusKey(r.initiator, r.targetPort);
-    if (seen.has(k)) fail(`state.registrations[${i}]`, 'registers the same I_T nexus twice');
-    seen.add(k);
-    if (!r.allTgPt) return;
-    const identity = transportIdIdentity(r.initiator);
-    const groupKey = groupKeys.get(identity) ?? r.key;
-    if (groupKey !== r.key) fail(`state.registrations[${i}].key`, 'differs from its ALL_TG_PT registration group');
-    groupKeys.set(identity, groupKey);
-  });
-
-  let reservation: PersistedReservation | null = null;
-  if (root['reservation'] !== null) {
-    const record = asRecord(root['reservation'], 'state.reservation', ['type', 'scope', 'holder']);
-    const type = record['type'];
-    if (typeof type !== 'number' || !VALID_TYPES.has(type)) fail('state.reservation.type', 'must be 1, 3, 5, 6, 7 or 8');
-    if (record['scope'] !== LU_SCOPE) fail('state.reservation.scope', 'must be 0 (LU_SCOPE)');
-    let holder: Nexus | null = null;
-    if (isAllRegistrants(type)) {
-      if (record['holder'] !== null) fail('state.reservation.holder', 'must be null for an all-registrants type');
-      if (registrations.length === 0) fail('state.reservation', 'is an all-registrants reservation without registrations');
-    } else {
-      holder = asNexus(record['holder'], 'state.reservation.holder');
-      if (!seen.has(nexusKey(holder.initiator, holder.targetPort))) {
-        fail('state.reservation.holder', 'is not a registered I_T nexus');
-      }
-    }
-    reservation = { type: type as PrTypeCode, scope: LU_SCOPE, holder };
-  }
-  return {
-    version: PERSISTED_VERSION,
-    generation: generation as number,
-    aptpl: root['aptpl'],
-    registrations,
-    reservation,
-  };
 }

@@ -7,9 +7,10 @@ import type { CommandResult } from '../protocol/response.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 import { ConfigError, parseSimulationConfig, type SimulationConfig } from './config.js';
-import { PrEngine, type Nexus } from './pr-engine.js';
+import type { Nexus } from './nexus.js';
+import { PrEngine } from './pr-engine.js';
 import { deleteLunState, loadLunState, saveLunState } from './state-store.js';
-import { parseInitiatorName } from './transport-id.js';
+import { parseInitiatorName } from '../scsi/transport-id.js';
 
 const S_IFMT = 0o170000;
 const S_IFBLK = 0o060000;

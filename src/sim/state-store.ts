@@ -1,12 +1,12 @@
 /**
- * APTPL persistence of the simulated logical units' PR state (§7.2 of
- * spc4-pr-semantics.md): one JSON file per LUN, replaced atomically so a
- * crash leaves either the old or the new state, never a torn file.
+ * APTPL persistence of the simulated logical units' PR state (schema in
+ * persisted-state.ts): one JSON file per LUN, replaced atomically so a crash
+ * leaves either the old or the new state, never a torn file.
  */
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parsePersistedLunState, type PersistedLunState } from './pr-engine.js';
+import { parsePersistedLunState, type PersistedLunState } from './persisted-state.js';
 
 /** The part of a pino-style logger the store needs. */
 export interface WarnLog {

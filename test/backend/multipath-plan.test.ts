@@ -27,6 +27,7 @@ import {
 } from '../../src/backend/multipath-plan.js';
 import type { SgioOutcome } from '../../src/backend/sgio-result.js';
 import type { CommandResult } from '../../src/protocol/response.js';
+import { basicParams, prOutCdb, registerAndMoveParams, WE_RO } from '../fixtures/scsi-bytes.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const sense96 = (s = ''): Buffer => {
@@ -92,23 +93,6 @@ function command(over: Partial<OutCommand> = {}): OutCommand {
   return { action: 0, scope: 0, type: 0, key: 0n, saKey: 0n, specIpt: false, allTgPt: false, aptpl: false, unreg: false, ...over };
 }
 
-function cdbOut(action: number, scopeType = 0, length = 24): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = scopeType;
-  cdb.writeUInt32BE(length, 5);
-  return cdb;
-}
-
-function params(key: bigint, saKey: bigint, byte20 = 0, length = 24): Buffer {
-  const p = Buffer.alloc(length);
-  p.writeBigUInt64BE(key, 0);
-  p.writeBigUInt64BE(saKey, 8);
-  if (length > 20) p[20] = byte20;
-  return p;
-}
-
 // ---------------------------------------------------------------------------
 
 describe('classifyOutcome: device answer or path failure', () => {
@@ -169,55 +153,52 @@ describe('classifyOutcome: device answer or path failure', () => {
 
 describe('planOut: the plan per service action', () => {
   const rows: Array<[string, number, Buffer, string, string]> = [
-    ['REGISTER', 0x00, params(0n, 0xaan), 'fan-out', 'register'],
-    ['REGISTER AND IGNORE EXISTING KEY', 0x06, params(0n, 0xaan), 'fan-out', 'register-ignore'],
-    ['RELEASE', 0x02, params(0xaan, 0n), 'fan-out', 'release'],
-    ['RESERVE', 0x01, params(0xaan, 0n), 'single', 'none'],
-    ['CLEAR', 0x03, params(0xaan, 0n), 'single', 'none'],
-    ['PREEMPT another key', 0x04, params(0xaan, 0xbbn), 'single', 'none'],
-    ['PREEMPT our own key', 0x04, params(0xaan, 0xaan), 'single', 'restore-other-paths'],
-    ['PREEMPT with SARK 0 (all-registrants preempt-all)', 0x04, params(0xaan, 0n), 'single', 'restore-other-paths'],
-    ['PREEMPT AND ABORT our own key', 0x05, params(0xaan, 0xaan), 'single', 'restore-other-paths'],
-    ['REGISTER AND MOVE', 0x07, params(0xaan, 0xbbn), 'single', 'none'],
-    ['REPLACE LOST RESERVATION (device decides)', 0x08, params(0xaan, 0n), 'single', 'none'],
-    ['reserved service action 0x1f (device decides)', 0x1f, params(0xaan, 0n), 'single', 'none'],
+    ['REGISTER', 0x00, basicParams({ key: 0n, saKey: 0xaan }), 'fan-out', 'register'],
+    ['REGISTER AND IGNORE EXISTING KEY', 0x06, basicParams({ key: 0n, saKey: 0xaan }), 'fan-out', 'register-ignore'],
+    ['RELEASE', 0x02, basicParams({ key: 0xaan, saKey: 0n }), 'fan-out', 'release'],
+    ['RESERVE', 0x01, basicParams({ key: 0xaan, saKey: 0n }), 'single', 'none'],
+    ['CLEAR', 0x03, basicParams({ key: 0xaan, saKey: 0n }), 'single', 'none'],
+    ['PREEMPT another key', 0x04, basicParams({ key: 0xaan, saKey: 0xbbn }), 'single', 'none'],
+    ['PREEMPT our own key', 0x04, basicParams({ key: 0xaan, saKey: 0xaan }), 'single', 'restore-other-paths'],
+    ['PREEMPT with SARK 0 (all-registrants preempt-all)', 0x04, basicParams({ key: 0xaan, saKey: 0n }), 'single', 'restore-other-paths'],
+    ['PREEMPT AND ABORT our own key', 0x05, basicParams({ key: 0xaan, saKey: 0xaan }), 'single', 'restore-other-paths'],
+    ['REGISTER AND MOVE', 0x07, basicParams({ key: 0xaan, saKey: 0xbbn }), 'single', 'none'],
+    ['REPLACE LOST RESERVATION (device decides)', 0x08, basicParams({ key: 0xaan, saKey: 0n }), 'single', 'none'],
+    ['reserved service action 0x1f (device decides)', 0x1f, basicParams({ key: 0xaan, saKey: 0n }), 'single', 'none'],
   ];
   it.each(rows)('%s', (_name, action, p, kind, sub) => {
-    const plan = planOut(cdbOut(action, 0x05, p.length), p);
+    const plan = planOut(prOutCdb(action, WE_RO, p.length), p);
     expect(plan.kind).toBe(kind);
     if (plan.kind === 'fan-out') expect(plan.mode).toBe(sub);
     if (plan.kind === 'single') expect(plan.after).toBe(sub);
   });
 
   it('RESERVE checks for our own reservation behind an unreachable path; nothing else does', () => {
-    expect(planOut(cdbOut(1, 5), params(1n, 0n))).toMatchObject({ kind: 'single', checkOwnReservation: true });
-    expect(planOut(cdbOut(3, 0), params(1n, 0n))).toMatchObject({ kind: 'single', checkOwnReservation: false });
+    expect(planOut(prOutCdb(1, WE_RO, 24), basicParams({ key: 1n, saKey: 0n }))).toMatchObject({ kind: 'single', checkOwnReservation: true });
+    expect(planOut(prOutCdb(3, 0, 24), basicParams({ key: 1n, saKey: 0n }))).toMatchObject({ kind: 'single', checkOwnReservation: false });
   });
 
   it('REGISTER AND MOVE with UNREG unregisters the other paths too', () => {
-    const p = Buffer.alloc(48);
-    p.writeBigUInt64BE(0xaan, 0);
-    p.writeBigUInt64BE(0xbbn, 8);
-    p[17] = 0x03; // UNREG + APTPL
-    const plan = planOut(cdbOut(7, 0, 48), p);
+    const p = registerAndMoveParams({ key: 0xaan, saKey: 0xbbn, unreg: true, aptpl: true, relativeTargetPort: 0, transportId: Buffer.alloc(24) });
+    const plan = planOut(prOutCdb(7, 0, p.length), p);
     expect(plan).toMatchObject({ kind: 'single', after: 'unregister-other-paths', command: { unreg: true, aptpl: true, allTgPt: false } });
   });
 
   it.each([0, 8, 23])('parameter list of %i bytes: PARAMETER LIST LENGTH ERROR without touching a path (E9)', (n) => {
-    const plan = planOut(cdbOut(0, 0, n), Buffer.alloc(n));
+    const plan = planOut(prOutCdb(0, 0, n), Buffer.alloc(n));
     expect(plan.kind).toBe('reply');
     if (plan.kind === 'reply') expectReply(plan.result, CHECK, SENSE.PARAMETER_LIST_LENGTH);
   });
 
   it('longer lists (SPEC_I_PT TransportIDs) go to the device verbatim: no 32-TransportID limit', () => {
     const tids = Buffer.alloc(40 * 24); // 40 FC TransportIDs
-    const p = Buffer.concat([params(0n, 0xaan, 0x08), Buffer.from([0, 0, (tids.length >> 8) & 0xff, tids.length & 0xff]), tids]);
-    const plan = planOut(cdbOut(0, 0, p.length), p);
+    const p = basicParams({ saKey: 0xaan, specIPt: true, transportIds: [tids] });
+    const plan = planOut(prOutCdb(0, 0, p.length), p);
     expect(plan).toMatchObject({ kind: 'fan-out', mode: 'register', command: { specIpt: true } });
   });
 
   it('decodes keys, scope/type and flags', () => {
-    expect(decodeOutCommand(cdbOut(4, 0x15), params(0x0102030405060708n, 0xffeeddccbbaa9988n, 0x0d))).toEqual({
+    expect(decodeOutCommand(prOutCdb(4, WE_RO, 24, 1), basicParams({ key: 0x0102030405060708n, saKey: 0xffeeddccbbaa9988n, specIPt: true, allTgPt: true, aptpl: true }))).toEqual({
       action: 4,
       scope: 1,
       type: 5,

@@ -18,8 +18,10 @@ import { MultipathRouter, pathUse, probeMap, splitDevice, type DeviceIdentity, t
 import type { BackendRequest } from '../../src/backend/backend.js';
 import type { SgioResult } from '../../src/native/binding.js';
 import type { CommandResult } from '../../src/protocol/response.js';
-import { PrEngine, type Nexus } from '../../src/sim/pr-engine.js';
-import { encodeTransportId, parseInitiatorName } from '../../src/sim/transport-id.js';
+import { encodeTransportId, parseInitiatorName } from '../../src/scsi/transport-id.js';
+import type { Nexus } from '../../src/sim/nexus.js';
+import { PrEngine } from '../../src/sim/pr-engine.js';
+import { basicParams, EA_RO, IN, PR_IN, prInCdb, prOutCdb, registerAndMoveParams, SA, WE_RO, type BasicParamsOptions } from '../fixtures/scsi-bytes.js';
 import { sleep } from '../helpers/wait.js';
 
 const GOOD = 0x00;
@@ -30,8 +32,6 @@ const KA = 0xa0a0n;
 const KA2 = 0xa2a2n;
 const KA3 = 0xa3a3n;
 const KB = 0xb0b0n;
-const WE_RO = 5;
-const EA_RO = 6;
 
 /** Fixed sense as hex of the first 14 bytes: 70 00 KEY 00 00 00 00 0a 00 00 00 00 ASC ASCQ. */
 const senseHex = (key: number, asc: number, ascq: number): string =>
@@ -41,37 +41,17 @@ const senseHex = (key: number, asc: number, ascq: number): string =>
 // Commands, as QEMU sends them (16-byte CDB)
 
 function prIn(action: number, allocation = 8192): { cdb: Buffer; params: Buffer } {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x5e;
-  cdb[1] = action;
-  cdb.writeUInt16BE(allocation, 7);
-  return { cdb, params: Buffer.alloc(0) };
+  return { cdb: prInCdb(action, allocation), params: Buffer.alloc(0) };
 }
 
-function prOut(action: number, type: number, key: bigint, saKey: bigint, flags = 0, length = 24): { cdb: Buffer; params: Buffer } {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = type;
-  cdb.writeUInt32BE(length, 5);
-  const params = Buffer.alloc(length);
-  if (length >= 24) {
-    params.writeBigUInt64BE(key, 0);
-    params.writeBigUInt64BE(saKey, 8);
-    params[20] = flags;
-  }
-  return { cdb, params };
+/** A basic parameter list; a `length` under 24 sends that many zero bytes instead. */
+function prOut(action: number, type: number, key: bigint, saKey: bigint, flags: Omit<BasicParamsOptions, 'key' | 'saKey'> = {}, length = 24): { cdb: Buffer; params: Buffer } {
+  const params = length < 24 ? Buffer.alloc(length) : basicParams({ ...flags, key, saKey });
+  return { cdb: prOutCdb(action, type, params.length), params };
 }
 
-const READ_KEYS = 0;
-const READ_RESERVATION = 1;
-const READ_FULL_STATUS = 3;
-const REGISTER = 0;
-const RESERVE = 1;
-const RELEASE = 2;
-const CLEAR = 3;
-const PREEMPT = 4;
-const R_IEK = 6;
+const { READ_KEYS, READ_RESERVATION, READ_FULL_STATUS } = IN;
+const { REGISTER, RESERVE, RELEASE, CLEAR, PREEMPT, REGISTER_IGNORE: R_IEK } = SA;
 
 // ---------------------------------------------------------------------------
 // The fake SAN
@@ -239,7 +219,7 @@ function makeHarness(over: Partial<MultipathOptions> = {}): Harness {
     try {
       const request: BackendRequest = {
         cdb: cmd.cdb,
-        direction: cmd.cdb[0] === 0x5e ? 'in' : 'out',
+        direction: cmd.cdb[0] === PR_IN ? 'in' : 'out',
         transferLength: cmd.cdb.readUInt16BE(7),
         params: cmd.params,
         fd,
@@ -465,7 +445,7 @@ describe('PR OUT: the map behaves like one nexus', () => {
     expect(probeMap({ block: true, major: 254, minor: 0 }, h.tree.sysfs, h.tree.dev)).toMatchObject({
       map: { paths: [{ name: 'sda', host: 3, state: 'running' }, { name: 'sdb', host: 3, state: 'running' }] },
     });
-    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, 0x04)))).toBe(GOOD);
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, { allTgPt: true })))).toBe(GOOD);
     expect(h.san.calls.filter((c) => c.cdb.startsWith('5f')).map((c) => c.path)).toEqual(['sda']);
     h.san.calls.length = 0;
     expect(status(await h.send('dm-0', prOut(R_IEK, 0, 0n, KA2)))).toBe(GOOD); // without ALL_TG_PT: every path
@@ -586,17 +566,9 @@ describe('PR OUT: the map behaves like one nexus', () => {
     await h.send('dm-0', prOut(REGISTER, 0, 0n, KA));
     expect(h.san.run('sdb', prOut(RESERVE, WE_RO, KA, 0n)).status).toBe(GOOD); // holder: sdb's nexus
     const tid = encodeTransportId(h.san.nexus['sdc']!.initiator);
-    const params = Buffer.alloc(24 + tid.length);
-    params.writeBigUInt64BE(KA, 0);
-    params.writeBigUInt64BE(KB, 8);
-    params[17] = 0x02; // UNREG
-    params.writeUInt16BE(3, 18); // node B's relative target port
-    params.writeUInt32BE(tid.length, 20);
-    tid.copy(params, 24);
-    const cdb = Buffer.alloc(16);
-    cdb[0] = 0x5f;
-    cdb[1] = 0x07;
-    cdb.writeUInt32BE(params.length, 5);
+    // To node B's relative target port, unregistering the sender.
+    const params = registerAndMoveParams({ key: KA, saKey: KB, unreg: true, relativeTargetPort: 3, transportId: tid });
+    const cdb = prOutCdb(0x07, 0, params.length);
     h.san.calls.length = 0;
     expect(status(await h.send('dm-0', { cdb, params }))).toBe(GOOD);
     // sda: not the holder (CONFLICT), sdb: moved it; then sda unregistered by a repair.
@@ -624,7 +596,7 @@ describe('PR OUT: the map behaves like one nexus', () => {
   });
 
   it.each([0, 8, 23])('parameter list of %i bytes: PARAMETER LIST LENGTH ERROR, no path touched', async (n) => {
-    const r = await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, 0, n));
+    const r = await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, {}, n));
     expect(senseOf(r)).toBe(senseHex(5, 0x1a, 0x00));
     expect(h.san.calls).toEqual([]);
   });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostStatusName } from '../../src/backend/sgio-result.js';
 import { HelperClient, type Reply } from '../../src/client/client.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb, WE_RO } from '../fixtures/scsi-bytes.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv, type FakeResponse } from '../helpers/fake-target.js';
 import { settledFdCount } from '../helpers/fds.js';
@@ -424,7 +425,7 @@ describe('SG_IO backend through the socket (default --sgio-timeout)', () => {
       const sends: Array<[Buffer, Buffer]> = [
         [prOutCdb(PrOutAction.REGISTER, 0, 24), params24],
         [odd, params24],
-        [prOutCdb(PrOutAction.RESERVE, PrType.WE_RO, 40), params40],
+        [prOutCdb(PrOutAction.RESERVE, WE_RO, 40), params40],
         [prOutCdb(PrOutAction.CLEAR, 0, 0), Buffer.alloc(0)],
         [prOutCdb(PrOutAction.REGISTER, 0, 8192), params8k],
       ];

@@ -11,7 +11,8 @@
 import { openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { HelperClient } from '../../src/client/client.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb } from '../fixtures/scsi-bytes.js';
 import { decodeSense } from '../../src/scsi/sense.js';
 
 export interface PeerCommand {

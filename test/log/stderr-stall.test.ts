@@ -7,7 +7,8 @@ import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { prInCdb, PrInAction } from '../../src/client/pr-commands.js';
+import { PrInAction } from '../../src/scsi/pr-codes.js';
+import { prInCdb } from '../fixtures/scsi-bytes.js';
 import { FdStream } from '../../src/io/fd-stream.js';
 import * as native from '../../src/native/binding.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';

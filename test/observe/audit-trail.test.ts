@@ -79,7 +79,7 @@ describe('audit trail', () => {
     const audit = lines
       .filter((l) => l['op'] !== undefined)
       .map(({ level, vm, file, msg, type, key, saKey, sense, exe }) => ({ level, vm, exe, file, msg, type, key, saKey, sense }));
-    const k = (n: number) => `0x${n.toString(16).padStart(16, '0')}`;
+    const k = (n: number) => `0x${n.toString(16)}`;
     const common = { exe: 'node', file: disk, level: 30 };
     expect(audit).toEqual([
       { ...common, vm: 'vmA', msg: 'PR OUT REGISTER: GOOD', type: undefined, key: k(0), saKey: k(0xa), sense: undefined },

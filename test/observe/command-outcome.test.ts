@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { BackendResult } from '../../src/backend/backend.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb, WE } from '../fixtures/scsi-bytes.js';
 import { failureKey, outcomeLine } from '../../src/observe/command-outcome.js';
 import { fixedSense, Sense } from '../../src/scsi/sense.js';
 
 const readKeys = { cdb: prInCdb(PrInAction.READ_KEYS, 8192), params: Buffer.alloc(0), direction: 'in' as const };
 const preempt = {
-  cdb: prOutCdb(PrOutAction.PREEMPT, PrType.WE, 24),
+  cdb: prOutCdb(PrOutAction.PREEMPT, WE, 24),
   params: basicParams({ key: 0xbbbbn, saKey: 0xaaaan }),
   direction: 'out' as const,
 };
@@ -26,7 +27,7 @@ describe('outcomeLine', () => {
     expect(outcomeLine(preempt, { status: 0, transport: ok })).toEqual({
       level: 'info',
       msg: 'PR OUT PREEMPT: GOOD',
-      fields: { op: 'PR OUT', action: 'PREEMPT', type: 'WE', key: '0x000000000000bbbb', saKey: '0x000000000000aaaa', status: 'GOOD' },
+      fields: { op: 'PR OUT', action: 'PREEMPT', type: 'WE', key: '0xbbbb', saKey: '0xaaaa', status: 'GOOD' },
     });
   });
 
@@ -45,11 +46,11 @@ describe('outcomeLine', () => {
   it.each([
     ['an SG_IO errno by name', check(Sense.IO_PROCESS_TERMINATED, { ...ok, errno: 25 }), 'PR IN READ KEYS failed: SG_IO ENOTTY', { errno: 'ENOTTY' }],
     ['an errno libuv has no name for', { status: 0x28, transport: { ...ok, errno: 33 } }, 'PR IN READ KEYS failed: SG_IO EDOM', { errno: 'EDOM', status: 'TASK SET FULL' }],
-    ['a host_status by name', check(Sense.COMMAND_TIMEOUT, { ...ok, hostStatus: 3 }), 'PR IN READ KEYS failed: host_status DID_TIME_OUT', { hostStatus: 'DID_TIME_OUT', sense: 'ABORTED COMMAND 2e/02 (command timeout)' }],
+    ['a host_status by name', check(Sense.COMMAND_TIMEOUT, { ...ok, hostStatus: 3 }), 'PR IN READ KEYS failed: host_status DID_TIME_OUT', { hostStatus: 'DID_TIME_OUT', sense: 'ABORTED COMMAND 2e/02 (command timeout during processing)' }],
     ['a UNIT ATTENTION made up for a reset', check(Sense.POWER_ON_RESET, { ...ok, hostStatus: 8 }), 'PR IN READ KEYS failed: host_status DID_RESET', { hostStatus: 'DID_RESET' }],
     ['a host_status the original reports as GOOD', check(Sense.IO_PROCESS_TERMINATED, { ...ok, hostStatus: 7, unmappedHostStatus: true }), 'PR IN READ KEYS failed: host_status DID_ERROR (qemu-pr-helper would report GOOD)', { hostStatus: 'DID_ERROR' }],
     ['a driver timeout', { status: 8, transport: { ...ok, driverStatus: 6 } }, 'PR IN READ KEYS failed: driver timeout', { driverStatus: 'DRIVER_TIMEOUT', status: 'BUSY' }],
-    ['a CHECK CONDITION from the device', check(Sense.INVALID_FIELD_IN_CDB, ok), 'PR IN READ KEYS failed: CHECK CONDITION, ILLEGAL REQUEST', { sense: 'ILLEGAL REQUEST 24/00 (invalid field in cdb)' }],
+    ['a CHECK CONDITION from the device', check(Sense.INVALID_FIELD_IN_CDB, ok), 'PR IN READ KEYS failed: CHECK CONDITION, ILLEGAL REQUEST', { sense: 'ILLEGAL REQUEST 24/00 (invalid field in CDB)' }],
     ['BUSY from the device', { status: 8 }, 'PR IN READ KEYS failed: BUSY', { status: 'BUSY' }],
   ])('a failure is at warn: %s', (_name, result, msg, fields) => {
     expect(outcomeLine(readKeys, result)).toMatchObject({ level: 'warn', msg, fields });

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb, WE } from '../fixtures/scsi-bytes.js';
 import { requireTool, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { waitFor } from '../helpers/wait.js';
 
 const PARSER = '/usr/lib/python3/dist-packages/prometheus_client/parser.py';
 const haveParser = requireTool(PARSER, 'python3-prometheus-client');
@@ -90,8 +92,10 @@ describe.skipIf(!asRoot || !haveParser)('--metrics', () => {
     await run(good, readKeys, 5);
     await run(enotty, readKeys, 3);
     await run(timedOut, register, 2, basicParams({ saKey: 1n }));
-    await run(conflict, prOutCdb(PrOutAction.RESERVE, PrType.WE, 24), 1, basicParams({ key: 1n }));
-    // Three connections held, the fourth is refused.
+    await run(conflict, prOutCdb(PrOutAction.RESERVE, WE, 24), 1, basicParams({ key: 1n }));
+    // Three connections held, the fourth is refused, once the daemon has seen the others close.
+    let open = Infinity;
+    expect(await waitFor(async () => (open = value(await scrape(), 'pr_helper_connections')) === 0), `connections still open: ${open}`).toBe(true);
     const held = await Promise.all([1, 2, 3].map(() => HelperClient.connect(daemon.socket)));
     const refused = new RawPeer(daemon.socket);
     expect((await refused.observe()).closedByServer).toBe(true);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CloseReason, RequestParser, type ParseResult } from '../../src/protocol/request-parser.js';
-import { HANDSHAKE_ZERO, hex, INQUIRY, READ_KEYS_ALLOC_8192, REGISTER_LEN_24, REGISTER_PARAMS } from './fixtures.js';
+import { CDB, hex, PARAMS } from '../fixtures/scsi-bytes.js';
+import { HANDSHAKE_ZERO } from './fixtures.js';
 
 const FD = 40;
 
@@ -55,11 +56,11 @@ describe('requests', () => {
   it('parses a PR IN with the descriptor on any segment', () => {
     for (const [sizes, fdSegment] of [[[16], 0], [[5, 11], 1], [[5, 11], 0], [[1, 1, 14], 2]] as const) {
       const parser = afterHandshake();
-      const results = feed(parser, READ_KEYS_ALLOC_8192, [...sizes], { [fdSegment]: [FD] });
+      const results = feed(parser, CDB.READ_KEYS_8192, [...sizes], { [fdSegment]: [FD] });
       const last = results.at(-1)!;
       expect(last.step).toEqual({
         kind: 'request',
-        request: { cdb: READ_KEYS_ALLOC_8192, direction: 'in', transferLength: 8192, params: Buffer.alloc(0), fd: FD },
+        request: { cdb: CDB.READ_KEYS_8192, direction: 'in', transferLength: 8192, params: Buffer.alloc(0), fd: FD },
       });
       expect(results.every((r) => r.discard.length === 0)).toBe(true);
     }
@@ -67,15 +68,15 @@ describe('requests', () => {
 
   it('reads exactly the PR OUT parameters and drops descriptors on them', () => {
     const parser = afterHandshake();
-    expect(parser.push(REGISTER_LEN_24, [FD]).step.kind).toBe('more');
+    expect(parser.push(CDB.REGISTER_24, [FD]).step.kind).toBe('more');
     expect(parser.wanted()).toBe(24);
-    const first = parser.push(REGISTER_PARAMS.subarray(0, 10), [41]);
+    const first = parser.push(PARAMS.REGISTER_SARK_1234.subarray(0, 10), [41]);
     expect(first).toEqual({ step: { kind: 'more' }, discard: [41] });
     expect(parser.wanted()).toBe(14);
-    const done = parser.push(REGISTER_PARAMS.subarray(10), []);
+    const done = parser.push(PARAMS.REGISTER_SARK_1234.subarray(10), []);
     expect(done.step).toEqual({
       kind: 'request',
-      request: { cdb: REGISTER_LEN_24, direction: 'out', transferLength: 24, params: REGISTER_PARAMS, fd: FD },
+      request: { cdb: CDB.REGISTER_24, direction: 'out', transferLength: 24, params: PARAMS.REGISTER_SARK_1234, fd: FD },
     });
     expect(parser.wanted()).toBe(16);
   });
@@ -87,9 +88,9 @@ describe('requests', () => {
   });
 
   it('accepts 8192 and drops 8193, closing the descriptor', () => {
-    const ok = Buffer.from(READ_KEYS_ALLOC_8192);
+    const ok = Buffer.from(CDB.READ_KEYS_8192);
     expect(afterHandshake().push(ok, [FD]).step.kind).toBe('request');
-    const tooLong = Buffer.from(READ_KEYS_ALLOC_8192);
+    const tooLong = Buffer.from(CDB.READ_KEYS_8192);
     tooLong.writeUInt16BE(8193, 7);
     expect(afterHandshake().push(tooLong, [FD])).toEqual({
       step: { kind: 'close', reason: CloseReason.TRANSFER_TOO_LONG, detail: { length: 8193 } },
@@ -98,34 +99,34 @@ describe('requests', () => {
   });
 
   it('drops a CDB without a descriptor (E3)', () => {
-    expect(afterHandshake().push(READ_KEYS_ALLOC_8192, [])).toEqual({ step: { kind: 'close', reason: CloseReason.NO_FD }, discard: [] });
+    expect(afterHandshake().push(CDB.READ_KEYS_8192, [])).toEqual({ step: { kind: 'close', reason: CloseReason.NO_FD }, discard: [] });
   });
 
   it('drops a non-PR opcode after the descriptor check (E4)', () => {
-    expect(afterHandshake().push(INQUIRY, [FD])).toEqual({
+    expect(afterHandshake().push(CDB.INQUIRY, [FD])).toEqual({
       step: { kind: 'close', reason: CloseReason.INVALID_CDB, detail: { opcode: 0x12 } },
       discard: [FD],
     });
-    expect(afterHandshake().push(INQUIRY, []).step).toEqual({ kind: 'close', reason: CloseReason.NO_FD });
+    expect(afterHandshake().push(CDB.INQUIRY, []).step).toEqual({ kind: 'close', reason: CloseReason.NO_FD });
   });
 
   it('drops a CDB carrying two descriptors, in one segment or two (E2)', () => {
-    expect(afterHandshake().push(READ_KEYS_ALLOC_8192, [FD, 41])).toEqual({
+    expect(afterHandshake().push(CDB.READ_KEYS_8192, [FD, 41])).toEqual({
       step: { kind: 'close', reason: CloseReason.EXTRA_FDS, detail: { fds: 2 } },
       discard: [FD, 41],
     });
     const parser = afterHandshake();
-    parser.push(READ_KEYS_ALLOC_8192.subarray(0, 4), [FD]);
-    expect(parser.push(READ_KEYS_ALLOC_8192.subarray(4, 8), [41]).discard).toEqual([FD, 41]);
+    parser.push(CDB.READ_KEYS_8192.subarray(0, 4), [FD]);
+    expect(parser.push(CDB.READ_KEYS_8192.subarray(4, 8), [41]).discard).toEqual([FD, 41]);
   });
 
   it('hands back the stashed descriptor on end of stream mid-CDB (E1) and mid-parameters (E6)', () => {
     const midCdb = afterHandshake();
-    midCdb.push(READ_KEYS_ALLOC_8192.subarray(0, 8), [FD]);
+    midCdb.push(CDB.READ_KEYS_8192.subarray(0, 8), [FD]);
     expect(midCdb.end()).toEqual({ step: { kind: 'close', reason: CloseReason.CDB_EOF }, discard: [FD] });
     const midParams = afterHandshake();
-    midParams.push(REGISTER_LEN_24, [FD]);
-    midParams.push(REGISTER_PARAMS.subarray(0, 3), []);
+    midParams.push(CDB.REGISTER_24, [FD]);
+    midParams.push(PARAMS.REGISTER_SARK_1234.subarray(0, 3), []);
     expect(midParams.end()).toEqual({ step: { kind: 'close', reason: CloseReason.PARAMS_EOF }, discard: [FD] });
     expect(CloseReason.PARAMS_EOF.message).toBe('Unexpected end-of-file before all data were read');
   });
@@ -133,10 +134,10 @@ describe('requests', () => {
   it('parses pipelined requests one after another', () => {
     const parser = afterHandshake();
     const kinds = [
-      parser.push(READ_KEYS_ALLOC_8192, [1]).step.kind,
-      parser.push(REGISTER_LEN_24, [2]).step.kind,
-      parser.push(REGISTER_PARAMS, []).step.kind,
-      parser.push(READ_KEYS_ALLOC_8192, [3]).step.kind,
+      parser.push(CDB.READ_KEYS_8192, [1]).step.kind,
+      parser.push(CDB.REGISTER_24, [2]).step.kind,
+      parser.push(PARAMS.REGISTER_SARK_1234, []).step.kind,
+      parser.push(CDB.READ_KEYS_8192, [3]).step.kind,
     ];
     expect(kinds).toEqual(['request', 'more', 'request', 'request']);
   });

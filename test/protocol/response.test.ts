@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeResponseHeader, encodeHandshake, encodeResponse } from '../../src/protocol/response.js';
 import { fixedSense, Sense } from '../../src/scsi/sense.js';
-import { hex, REPLY_IO_PROCESS_TERMINATED } from './fixtures.js';
+import { hex } from '../fixtures/scsi-bytes.js';
+import { REPLY_IO_PROCESS_TERMINATED } from './fixtures.js';
 
 const prIn = (transferLength: number) => ({ direction: 'in' as const, transferLength });
 const prOut = (transferLength: number) => ({ direction: 'out' as const, transferLength });

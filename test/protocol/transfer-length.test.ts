@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { transferLength } from '../../src/protocol/transfer-length.js';
-import { hex, READ_KEYS_ALLOC_8192, REGISTER_LEN_24, REGISTER_LEN_65560 } from './fixtures.js';
+import { CDB, hex } from '../fixtures/scsi-bytes.js';
 
 describe('transfer length (group code rule)', () => {
   it('uses bytes 7-8 for PR IN and PR OUT', () => {
-    expect(transferLength(READ_KEYS_ALLOC_8192)).toBe(8192);
-    expect(transferLength(REGISTER_LEN_24)).toBe(24);
+    expect(transferLength(CDB.READ_KEYS_8192)).toBe(8192);
+    expect(transferLength(CDB.REGISTER_24)).toBe(24);
   });
 
   it('ignores PR OUT bytes 5-6 for framing, like the original', () => {
-    expect(transferLength(REGISTER_LEN_65560)).toBe(24);
+    expect(transferLength(CDB.REGISTER_65560)).toBe(24);
   });
 
   it.each([

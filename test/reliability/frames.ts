@@ -14,6 +14,7 @@
  *   opcode not 0x5E/0x5F -> close; bytes 7-8 > 8192 -> close; PR OUT reads N
  *   parameter bytes, EOF -> close. Otherwise one reply per request, in order.
  */
+import { PR_IN, PR_OUT, prInCdb, prOutCdb } from '../fixtures/scsi-bytes.js';
 import { Prng } from './prng.js';
 
 /** A client sendmsg: bytes plus the names of the descriptors riding on them. */
@@ -155,14 +156,16 @@ function frame(r: Prng, profile: FdProfile, last: boolean): Piece[] {
     const data = r.bytes(r.chance(0.5) ? r.range(1, 15) : r.range(16, 48));
     return [{ data, fds: r.chance(0.5) ? [fdName()] : [] }];
   }
-  const cdb = Buffer.alloc(16);
   const out = type === 'out' || type === 'short-params' || (type === 'short-cdb' && r.chance(0.5));
-  cdb[0] = type === 'bad-opcode' ? r.pick(NEAR_OPCODES) : out ? 0x5f : 0x5e;
-  cdb[1] = r.chance(0.9) ? r.int(out ? 9 : 5) : r.int(256);
-  if (out) cdb[2] = r.chance(0.8) ? r.pick([0, 1, 3, 5, 6, 7, 8]) : r.int(256);
-  if (r.chance(0.15)) r.bytes(4).copy(cdb, 2, 0, r.chance(0.5) ? 4 : 3);
+  const badOpcode = type === 'bad-opcode' ? r.pick(NEAR_OPCODES) : null;
+  const action = r.chance(0.9) ? r.int(out ? 9 : 5) : r.int(256);
+  const scopeType = out ? (r.chance(0.8) ? r.pick([0, 1, 3, 5, 6, 7, 8]) : r.int(256)) : 0;
+  const noise = r.chance(0.15) ? { bytes: r.bytes(4), count: r.chance(0.5) ? 4 : 3 } : null;
   const length = pickLength(r);
-  cdb.writeUInt16BE(length, 7);
+  // The length lands in bytes 7-8 either way: PR IN's ALLOCATION LENGTH, the low half of PR OUT's.
+  const cdb = out ? prOutCdb(action, scopeType, length) : prInCdb(action, length);
+  if (badOpcode !== null) cdb[0] = badOpcode;
+  noise?.bytes.copy(cdb, 2, 0, noise.count);
   // PR OUT: bytes 5-6 belong to SPC's 32-bit length but are ignored for framing.
   if (out && r.chance(0.1)) cdb.writeUInt16BE(r.range(1, 0xffff), 5);
   if (r.chance(0.1)) r.bytes(7).copy(cdb, 9);
@@ -266,10 +269,10 @@ export function predict(c: FuzzCase): Prediction {
     const fds = fdsIn(p, p + 16);
     if (fds.length !== 1) return { requests, cause: 'fd-count' };
     const cdb = stream.subarray(p, p + 16);
-    if (cdb[0] !== 0x5e && cdb[0] !== 0x5f) return { requests, cause: 'opcode' };
+    if (cdb[0] !== PR_IN && cdb[0] !== PR_OUT) return { requests, cause: 'opcode' };
     const length = cdb.readUInt16BE(7);
     if (length > 8192) return { requests, cause: 'too-long' };
-    const direction = cdb[0] === 0x5e ? 'in' : 'out';
+    const direction = cdb[0] === PR_IN ? 'in' : 'out';
     let params = Buffer.alloc(0);
     p += 16;
     if (direction === 'out') {

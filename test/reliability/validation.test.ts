@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon } from '../helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rel-valid-'));

@@ -1,51 +1,27 @@
 /**
- * Builders for PR CDBs and parameter lists, written from the byte layouts in
- * spc4-pr-semantics.md §2 and §5 (independently of the engine's own codec),
- * plus a small per-initiator driver so engine tests read like tables.
+ * A small per-initiator driver so engine tests read like tables, on top of the
+ * shared byte builders of test/fixtures/scsi-bytes.ts (re-exported here).
  */
 import { expect } from 'vitest';
 import { decodeSense } from '../../src/scsi/sense.js';
-import { PrEngine, type EngineResult, type Nexus, type PrEngineOptions } from '../../src/sim/pr-engine.js';
-import type { TransportId } from '../../src/sim/transport-id.js';
+import type { TransportId } from '../../src/scsi/transport-id.js';
+import type { Nexus } from '../../src/sim/nexus.js';
+import { PrEngine, type EngineResult, type PrEngineOptions } from '../../src/sim/pr-engine.js';
+import {
+  basicParams,
+  GOOD,
+  CHECK_CONDITION,
+  IN,
+  prInCdb,
+  prOutCdb,
+  registerAndMoveParams,
+  RESERVATION_CONFLICT,
+  SA,
+  type BasicParamsOptions,
+  type RegisterAndMoveParamsOptions,
+} from '../fixtures/scsi-bytes.js';
 
-export const GOOD = 0x00;
-export const CHECK_CONDITION = 0x02;
-export const RESERVATION_CONFLICT = 0x18;
-
-/** Reservation types by their SPC codes (§6.1). */
-export const WE = 1;
-export const EA = 3;
-export const WE_RO = 5;
-export const EA_RO = 6;
-export const WE_AR = 7;
-export const EA_AR = 8;
-export const ALL_TYPES = [WE, EA, WE_RO, EA_RO, WE_AR, EA_AR] as const;
-export const TYPE_NAMES: Record<number, string> = {
-  [WE]: 'WE',
-  [EA]: 'EA',
-  [WE_RO]: 'WE-RO',
-  [EA_RO]: 'EA-RO',
-  [WE_AR]: 'WE-AR',
-  [EA_AR]: 'EA-AR',
-};
-export const isAllRegistrants = (type: number): boolean => type === WE_AR || type === EA_AR;
-export const isRegistrantsOnly = (type: number): boolean => type === WE_RO || type === EA_RO;
-
-/** PR OUT service actions (§2.1). */
-export const SA = {
-  REGISTER: 0,
-  RESERVE: 1,
-  RELEASE: 2,
-  CLEAR: 3,
-  PREEMPT: 4,
-  PREEMPT_AND_ABORT: 5,
-  REGISTER_IGNORE: 6,
-  REGISTER_AND_MOVE: 7,
-  REPLACE_LOST_RESERVATION: 8,
-} as const;
-
-/** PR IN service actions (§5.1). */
-export const IN = { READ_KEYS: 0, READ_RESERVATION: 1, REPORT_CAPABILITIES: 2, READ_FULL_STATUS: 3 } as const;
+export * from '../fixtures/scsi-bytes.js';
 
 export const iscsi = (name: string, isid: string | null = null): TransportId => ({ protocol: 'iscsi', name, isid });
 export const fc = (wwpn: string): TransportId => ({ protocol: 'fc', wwpn });
@@ -61,104 +37,6 @@ export interface ProutCdbOptions {
   scope?: number;
   /** PARAMETER LIST LENGTH written at bytes 5-8; defaults to the list's length. */
   length?: number;
-}
-
-/** 16-byte PR OUT CDB as QEMU sends it (10 meaningful bytes, zero padded). */
-export function proutCdb(action: number, length: number, o: ProutCdbOptions = {}): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x5f;
-  cdb[1] = action;
-  cdb[2] = ((o.scope ?? 0) << 4) | (o.type ?? 0);
-  cdb.writeUInt32BE(o.length ?? length, 5);
-  return cdb;
-}
-
-/** 16-byte PR IN CDB. */
-export function prinCdb(action: number, allocationLength = 8192): Buffer {
-  const cdb = Buffer.alloc(16);
-  cdb[0] = 0x5e;
-  cdb[1] = action;
-  cdb.writeUInt16BE(allocationLength, 7);
-  return cdb;
-}
-
-export interface BasicListOptions {
-  rk?: bigint;
-  sark?: bigint;
-  aptpl?: boolean;
-  allTgPt?: boolean;
-  specIPt?: boolean;
-  transportIds?: readonly Buffer[];
-  /** Overrides TRANSPORTID PARAMETER DATA LENGTH (bytes 24-27). */
-  transportIdDataLength?: number;
-}
-
-/** Basic PR OUT parameter list (§2.2); 24 bytes, or 28 + TransportIDs with SPEC_I_PT. */
-export function basicList(o: BasicListOptions = {}): Buffer {
-  const ids = Buffer.concat([...(o.transportIds ?? [])]);
-  const list = Buffer.alloc(o.specIPt ? 28 + ids.length : 24);
-  list.writeBigUInt64BE(o.rk ?? 0n, 0);
-  list.writeBigUInt64BE(o.sark ?? 0n, 8);
-  list[20] = (o.specIPt ? 0x08 : 0) | (o.allTgPt ? 0x04 : 0) | (o.aptpl ? 0x01 : 0);
-  if (o.specIPt) {
-    list.writeUInt32BE(o.transportIdDataLength ?? ids.length, 24);
-    ids.copy(list, 28);
-  }
-  return list;
-}
-
-export interface MoveListOptions {
-  rk: bigint;
-  sark: bigint;
-  rtpi: number;
-  transportId: Buffer;
-  unreg?: boolean;
-  aptpl?: boolean;
-  /** Overrides TRANSPORTID PARAMETER DATA LENGTH (bytes 20-23). */
-  transportIdDataLength?: number;
-}
-
-/** REGISTER AND MOVE parameter list (§2.3). */
-export function moveList(o: MoveListOptions): Buffer {
-  const list = Buffer.alloc(24 + o.transportId.length);
-  list.writeBigUInt64BE(o.rk, 0);
-  list.writeBigUInt64BE(o.sark, 8);
-  list[17] = (o.unreg ? 0x02 : 0) | (o.aptpl ? 0x01 : 0);
-  list.writeUInt16BE(o.rtpi, 18);
-  list.writeUInt32BE(o.transportIdDataLength ?? o.transportId.length, 20);
-  o.transportId.copy(list, 24);
-  return list;
-}
-
-/**
- * iSCSI TransportID (§2.4): protocol 5, format 00b (name) or 01b (name,i,0x<ISID>),
- * ADDITIONAL LENGTH a multiple of 4 and >= 20, NUL-terminated and NUL-padded.
- */
-export function iscsiTid(name: string, isid?: string): Buffer {
-  const text = Buffer.from(isid === undefined ? name : `${name},i,0x${isid}`, 'utf8');
-  let additional = text.length + 1;
-  while (additional % 4 !== 0) additional++;
-  additional = Math.max(additional, 20);
-  const tid = Buffer.alloc(4 + additional);
-  tid[0] = isid === undefined ? 0x05 : 0x45;
-  tid.writeUInt16BE(additional, 2);
-  text.copy(tid, 4);
-  return tid;
-}
-
-/** FC TransportID (§2.4): 24 bytes, protocol 0, N_Port name at bytes 8-15. */
-export function fcTid(wwpnHex: string): Buffer {
-  const tid = Buffer.alloc(24);
-  Buffer.from(wwpnHex, 'hex').copy(tid, 8);
-  return tid;
-}
-
-/** SAS TransportID (§2.4): 24 bytes, protocol 6, SAS address at bytes 4-11. */
-export function sasTid(addressHex: string): Buffer {
-  const tid = Buffer.alloc(24);
-  tid[0] = 0x06;
-  Buffer.from(addressHex, 'hex').copy(tid, 4);
-  return tid;
 }
 
 export interface ReadKeys {
@@ -181,43 +59,43 @@ export class Initiator {
   ) {}
 
   out(action: number, list: Buffer, o: ProutCdbOptions = {}): EngineResult {
-    return this.engine.execute(this.nexus, proutCdb(action, list.length, o), list);
+    return this.engine.execute(this.nexus, prOutCdb(action, o.type ?? 0, o.length ?? list.length, o.scope ?? 0), list);
   }
 
   in(action: number, allocationLength = 8192): EngineResult {
-    return this.engine.execute(this.nexus, prinCdb(action, allocationLength), Buffer.alloc(0));
+    return this.engine.execute(this.nexus, prInCdb(action, allocationLength), Buffer.alloc(0));
   }
 
-  register(rk: bigint, sark: bigint, o: Omit<BasicListOptions, 'rk' | 'sark'> = {}): EngineResult {
-    return this.out(SA.REGISTER, basicList({ ...o, rk, sark }));
+  register(rk: bigint, sark: bigint, o: Omit<BasicParamsOptions, 'key' | 'saKey'> = {}): EngineResult {
+    return this.out(SA.REGISTER, basicParams({ ...o, key: rk, saKey: sark }));
   }
 
-  registerIgnore(sark: bigint, o: Omit<BasicListOptions, 'sark'> = {}): EngineResult {
-    return this.out(SA.REGISTER_IGNORE, basicList({ ...o, sark }));
+  registerIgnore(sark: bigint, o: Omit<BasicParamsOptions, 'saKey'> = {}): EngineResult {
+    return this.out(SA.REGISTER_IGNORE, basicParams({ ...o, saKey: sark }));
   }
 
   reserve(rk: bigint, type: number, scope = 0): EngineResult {
-    return this.out(SA.RESERVE, basicList({ rk }), { type, scope });
+    return this.out(SA.RESERVE, basicParams({ key: rk }), { type, scope });
   }
 
   release(rk: bigint, type: number, scope = 0): EngineResult {
-    return this.out(SA.RELEASE, basicList({ rk }), { type, scope });
+    return this.out(SA.RELEASE, basicParams({ key: rk }), { type, scope });
   }
 
   clear(rk: bigint): EngineResult {
-    return this.out(SA.CLEAR, basicList({ rk }));
+    return this.out(SA.CLEAR, basicParams({ key: rk }));
   }
 
   preempt(rk: bigint, sark: bigint, type: number, scope = 0): EngineResult {
-    return this.out(SA.PREEMPT, basicList({ rk, sark }), { type, scope });
+    return this.out(SA.PREEMPT, basicParams({ key: rk, saKey: sark }), { type, scope });
   }
 
   preemptAbort(rk: bigint, sark: bigint, type: number): EngineResult {
-    return this.out(SA.PREEMPT_AND_ABORT, basicList({ rk, sark }), { type });
+    return this.out(SA.PREEMPT_AND_ABORT, basicParams({ key: rk, saKey: sark }), { type });
   }
 
-  move(o: MoveListOptions): EngineResult {
-    return this.out(SA.REGISTER_AND_MOVE, moveList(o));
+  move(o: RegisterAndMoveParamsOptions): EngineResult {
+    return this.out(SA.REGISTER_AND_MOVE, registerAndMoveParams(o));
   }
 
   readKeys(): ReadKeys {
@@ -298,7 +176,3 @@ export function expectCheck(r: EngineResult, key: number, asc: number, ascq: num
 }
 
 export const expectUnitAttention = (r: EngineResult, asc: number, ascq: number): void => expectCheck(r, 0x6, asc, ascq);
-
-export function hex(bytes: string): Buffer {
-  return Buffer.from(bytes.replace(/\s+/g, ''), 'hex');
-}

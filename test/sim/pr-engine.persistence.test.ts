@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PrEngine, parsePersistedLunState } from '../../src/sim/pr-engine.js';
+import { parsePersistedLunState } from '../../src/sim/persisted-state.js';
+import { PrEngine } from '../../src/sim/pr-engine.js';
 import {
   EA_AR,
   expectGood,
@@ -11,7 +12,7 @@ import {
   nexus,
   NODE_A,
   NODE_B,
-  prinCdb,
+  prInCdb,
   sas,
   WE_RO,
 } from './helpers.js';
@@ -21,7 +22,7 @@ const PORTS = { targetPorts: [1, 2] };
 function observe(engine: PrEngine): Buffer[] {
   const observer = nexus(iscsi('iqn.observer'));
   return [IN.READ_KEYS, IN.READ_RESERVATION, IN.REPORT_CAPABILITIES, IN.READ_FULL_STATUS].map(
-    (action) => engine.execute(observer, prinCdb(action), Buffer.alloc(0)).data,
+    (action) => engine.execute(observer, prInCdb(action), Buffer.alloc(0)).data,
   );
 }
 
@@ -165,6 +166,6 @@ describe('engine options and nexuses', () => {
 
   it('refuses a nexus on a target port the unit does not have', () => {
     const engine = new PrEngine({ targetPorts: [1] });
-    expect(() => engine.execute(nexus(iscsi(NODE_A), 2), prinCdb(IN.READ_KEYS), Buffer.alloc(0))).toThrow(RangeError);
+    expect(() => engine.execute(nexus(iscsi(NODE_A), 2), prInCdb(IN.READ_KEYS), Buffer.alloc(0))).toThrow(RangeError);
   });
 });

@@ -19,6 +19,7 @@ import {
   WE_AR,
   WE_RO,
 } from './helpers.js';
+import { prInCdb } from '../fixtures/scsi-bytes.js';
 
 const KA = 0x1122334455667788n;
 const KB = 0xb2n;
@@ -214,11 +215,8 @@ describe('PR IN service actions and access (§5.1, §6.2)', () => {
 
   it('uses only bytes 7-8 as allocation length', () => {
     const { engine, a } = lun();
-    const cdb = Buffer.alloc(16, 0);
-    cdb[0] = 0x5e;
-    cdb[1] = IN.REPORT_CAPABILITIES;
+    const cdb = prInCdb(IN.REPORT_CAPABILITIES, 2);
     cdb.fill(0xff, 2, 7);
-    cdb.writeUInt16BE(2, 7);
     cdb.fill(0xff, 10);
     expect(engine.execute(a.nexus, cdb, Buffer.alloc(0)).data).toEqual(hex('0008'));
   });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PrEngine } from '../../src/sim/pr-engine.js';
 import {
   ALL_TYPES,
-  basicList,
+  basicParams,
   EA,
   expectCheck,
   expectConflict,
@@ -20,7 +20,7 @@ import {
   NODE_A,
   NODE_B,
   NODE_C,
-  proutCdb,
+  prOutCdb,
   SA,
   sas,
   sasTid,
@@ -43,12 +43,12 @@ describe('REGISTER and REGISTER AND IGNORE EXISTING KEY (§4.1 table)', () => {
     ['unregistered, REGISTER RK != 0', false, (a) => a.register(KA, KB), 'conflict', []],
     ['unregistered, REGISTER RK 0 SARK 0', false, (a) => a.register(0n, 0n), 'good', []],
     ['unregistered, REGISTER RK 0 SARK != 0', false, (a) => a.register(0n, KB), 'good', [KB]],
-    ['unregistered, R&IEK any RK, SARK != 0', false, (a) => a.registerIgnore(KB, { rk: 0xdeadn }), 'good', [KB]],
+    ['unregistered, R&IEK any RK, SARK != 0', false, (a) => a.registerIgnore(KB, { key: 0xdeadn }), 'good', [KB]],
     ['unregistered, R&IEK SARK 0', false, (a) => a.registerIgnore(0n), 'good', []],
     ['registered, REGISTER RK != key', true, (a) => a.register(KC, KB), 'conflict', [KA]],
     ['registered, REGISTER RK 0 (libiscsi ProutRegister.Simple)', true, (a) => a.register(0n, KA + 1n), 'conflict', [KA]],
     ['registered, REGISTER RK = key, SARK != 0', true, (a) => a.register(KA, KB), 'good', [KB]],
-    ['registered, R&IEK wrong RK, SARK != 0', true, (a) => a.registerIgnore(KB, { rk: KC }), 'good', [KB]],
+    ['registered, R&IEK wrong RK, SARK != 0', true, (a) => a.registerIgnore(KB, { key: KC }), 'good', [KB]],
     ['registered, REGISTER RK = key, SARK 0', true, (a) => a.register(KA, 0n), 'good', []],
     ['registered, R&IEK SARK 0', true, (a) => a.registerIgnore(0n), 'good', []],
     [
@@ -182,7 +182,7 @@ describe('PRgeneration (§4.8)', () => {
 describe('parameter list length (§2.2, §3 step 4)', () => {
   it.each([0, 8, 23, 25, 28, 32])('REGISTER with a %i-byte list is PARAMETER LIST LENGTH ERROR', (length) => {
     const { a } = lun();
-    const list = Buffer.concat([basicList({ sark: KA }), Buffer.alloc(32)]).subarray(0, length);
+    const list = Buffer.concat([basicParams({ saKey: KA }), Buffer.alloc(32)]).subarray(0, length);
     expectLengthError(a.out(SA.REGISTER, list));
     expect(a.readKeys().keys).toEqual([]);
   });
@@ -191,34 +191,34 @@ describe('parameter list length (§2.2, §3 step 4)', () => {
     'service action %i with a 23-byte list is PARAMETER LIST LENGTH ERROR, even unregistered',
     (action) => {
       const { a } = lun();
-      expectLengthError(a.out(action, basicList({ rk: KA }).subarray(0, 23), { type: WE }));
+      expectLengthError(a.out(action, basicParams({ key: KA }).subarray(0, 23), { type: WE }));
     },
   );
 
   it('fewer delivered bytes than PARAMETER LIST LENGTH is a length error', () => {
     const { engine } = lun();
-    const r = engine.execute(nexus(iscsi(NODE_A)), proutCdb(SA.REGISTER, 24), basicList({ sark: KA }).subarray(0, 20));
+    const r = engine.execute(nexus(iscsi(NODE_A)), prOutCdb(SA.REGISTER, 0, 24), basicParams({ saKey: KA }).subarray(0, 20));
     expectLengthError(r);
   });
 
   it('uses all 32 bits of PARAMETER LIST LENGTH (bytes 5-8), not only bytes 7-8', () => {
     const { engine } = lun();
-    const cdb = proutCdb(SA.REGISTER, 0x10018);
+    const cdb = prOutCdb(SA.REGISTER, 0, 0x10018);
     expect(cdb.subarray(5, 9)).toEqual(Buffer.from([0x00, 0x01, 0x00, 0x18]));
-    expectLengthError(engine.execute(nexus(iscsi(NODE_A)), cdb, basicList({ sark: KA })));
+    expectLengthError(engine.execute(nexus(iscsi(NODE_A)), cdb, basicParams({ saKey: KA })));
   });
 
   it('ignores delivered bytes beyond PARAMETER LIST LENGTH', () => {
     const { engine, a } = lun();
-    const delivered = Buffer.concat([basicList({ sark: KA }), Buffer.alloc(8, 0xff)]);
-    expectGood(engine.execute(a.nexus, proutCdb(SA.REGISTER, 24), delivered));
+    const delivered = Buffer.concat([basicParams({ saKey: KA }), Buffer.alloc(8, 0xff)]);
+    expectGood(engine.execute(a.nexus, prOutCdb(SA.REGISTER, 0, 24), delivered));
     expect(a.readKeys().keys).toEqual([KA]);
   });
 
   it.each([
-    ['shorter than 28 bytes', basicList({ sark: KA, specIPt: true }).subarray(0, 26)],
-    ['TransportID data longer than the list', basicList({ sark: KA, specIPt: true, transportIds: [iscsiTid(NODE_B)], transportIdDataLength: 48 })],
-    ['TransportID data shorter than the list', basicList({ sark: KA, specIPt: true, transportIds: [iscsiTid(NODE_B)], transportIdDataLength: 24 })],
+    ['shorter than 28 bytes', basicParams({ saKey: KA, specIPt: true }).subarray(0, 26)],
+    ['TransportID data longer than the list', basicParams({ saKey: KA, specIPt: true, transportIds: [iscsiTid(NODE_B)], transportIdDataLength: 48 })],
+    ['TransportID data shorter than the list', basicParams({ saKey: KA, specIPt: true, transportIds: [iscsiTid(NODE_B)], transportIdDataLength: 24 })],
   ])('SPEC_I_PT list %s is PARAMETER LIST LENGTH ERROR', (_name, list) => {
     const { a } = lun();
     expectLengthError(a.out(SA.REGISTER, list));
@@ -241,8 +241,8 @@ describe('PR OUT check order (§3)', () => {
     'SPEC_I_PT with service action %i is INVALID FIELD IN PARAMETER LIST before the registration check',
     (action) => {
       const { a } = lun();
-      expectInvalidParam(a.out(action, basicList({ sark: KB, specIPt: true }), { type: WE }));
-      expectInvalidParam(a.out(action, basicList({ sark: KB, specIPt: true, transportIds: [iscsiTid(NODE_B)] }), { type: WE }));
+      expectInvalidParam(a.out(action, basicParams({ saKey: KB, specIPt: true }), { type: WE }));
+      expectInvalidParam(a.out(action, basicParams({ saKey: KB, specIPt: true, transportIds: [iscsiTid(NODE_B)] }), { type: WE }));
     },
   );
 
@@ -264,7 +264,7 @@ describe('PR OUT check order (§3)', () => {
   it('ignores ALL_TG_PT and APTPL outside the REGISTER family (§2.1)', () => {
     const { a } = lun();
     expectGood(a.registerIgnore(KA));
-    expectGood(a.out(SA.RESERVE, basicList({ rk: KA, allTgPt: true, aptpl: true }), { type: WE }));
+    expectGood(a.out(SA.RESERVE, basicParams({ key: KA, allTgPt: true, aptpl: true }), { type: WE }));
     expect(a.in(IN.REPORT_CAPABILITIES).data[3]! & 0x01).toBe(0);
   });
 

@@ -202,7 +202,7 @@ describe('PR OUT from a non-holder while a reservation exists (§6.3)', () => {
     PREEMPT: (i: Initiator, key: bigint, type: number) => i.preempt(key, KA, type),
     'PREEMPT AND ABORT': (i: Initiator, key: bigint, type: number) => i.preemptAbort(key, KA, type),
     'REGISTER AND MOVE': (i: Initiator, key: bigint) =>
-      i.move({ rk: key, sark: 0x77n, rtpi: 1, transportId: iscsiTid(NODE_C) }),
+      i.move({ key, saKey: 0x77n, relativeTargetPort: 1, transportId: iscsiTid(NODE_C) }),
   };
   const table: Record<keyof typeof actions, [registered: 'A' | 'C', unregistered: 'A' | 'C']> = {
     REGISTER: ['A', 'A'],

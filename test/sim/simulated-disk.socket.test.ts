@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HelperClient, type Reply } from '../../src/client/client.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType } from '../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
+import { basicParams, prInCdb, prOutCdb, EA, WE, WE_RO } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
 
@@ -78,17 +79,17 @@ describe('simulated disk through the socket', () => {
     ok(await a.out(PrOutAction.REGISTER, { saKey: 0xaaaan }));
     ok(await b.out(PrOutAction.REGISTER, { saKey: 0xbbbbn }));
     expect(await b.keys()).toEqual([0xaaaan, 0xbbbbn]);
-    ok(await a.out(PrOutAction.RESERVE, { key: 0xaaaan }, PrType.WE_RO));
-    expect((await b.out(PrOutAction.RESERVE, { key: 0xbbbbn }, PrType.WE_RO)).status).toBe(0x18);
+    ok(await a.out(PrOutAction.RESERVE, { key: 0xaaaan }, WE_RO));
+    expect((await b.out(PrOutAction.RESERVE, { key: 0xbbbbn }, WE_RO)).status).toBe(0x18);
 
-    ok(await b.out(PrOutAction.PREEMPT, { key: 0xbbbbn, saKey: 0xaaaan }, PrType.WE_RO));
+    ok(await b.out(PrOutAction.PREEMPT, { key: 0xbbbbn, saKey: 0xaaaan }, WE_RO));
     const ua = await a.in(PrInAction.READ_KEYS);
     expect({ status: ua.status, sense: senseOf(ua) }).toEqual({ status: 2, sense: [6, 0x2a, 0x05] });
     expect(await a.keys()).toEqual([0xbbbbn]);
     const reservation = await a.in(PrInAction.READ_RESERVATION);
     expect(reservation.data.readUInt32BE(4)).toBe(16);
     expect(reservation.data.readBigUInt64BE(8)).toBe(0xbbbbn);
-    expect(reservation.data[21]! & 0x0f).toBe(PrType.WE_RO);
+    expect(reservation.data[21]! & 0x0f).toBe(WE_RO);
 
     ok(await a.out(PrOutAction.REGISTER, { saKey: 0xaaaan }));
     ok(await a.out(PrOutAction.CLEAR, { key: 0xaaaan }));
@@ -103,11 +104,11 @@ describe('simulated disk through the socket', () => {
     const [a, b] = await Promise.all([Node.open(d.socket, imageA), Node.open(d.socket, imageB)]);
     ok(await a.out(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, { saKey: 0x1111n }));
     ok(await b.out(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, { saKey: 0x2222n }));
-    ok(await a.out(PrOutAction.RESERVE, { key: 0x1111n }, PrType.WE_RO));
+    ok(await a.out(PrOutAction.RESERVE, { key: 0x1111n }, WE_RO));
     // Node B challenges: preempts A's reservation and key.
-    ok(await b.out(PrOutAction.PREEMPT, { key: 0x2222n, saKey: 0x1111n }, PrType.WE_RO));
+    ok(await b.out(PrOutAction.PREEMPT, { key: 0x2222n, saKey: 0x1111n }, WE_RO));
     expect(senseOf(await a.in(PrInAction.READ_KEYS))).toEqual([6, 0x2a, 0x05]);
-    ok(await b.out(PrOutAction.RELEASE, { key: 0x2222n }, PrType.WE_RO));
+    ok(await b.out(PrOutAction.RELEASE, { key: 0x2222n }, WE_RO));
     ok(await b.out(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, { saKey: 0n }));
     expect(await a.keys()).toEqual([]);
     const gen = (await a.in(PrInAction.READ_KEYS)).data.readUInt32BE(0);
@@ -130,7 +131,7 @@ describe('simulated disk through the socket', () => {
     const [a, b] = await Promise.all([Node.open(d.socket, imageA), Node.open(d.socket, imageB)]);
     ok(await a.out(PrOutAction.REGISTER, { saKey: 0xan }));
     ok(await b.out(PrOutAction.REGISTER, { saKey: 0xbn }));
-    ok(await a.out(PrOutAction.RESERVE, { key: 0xan }, PrType.EA));
+    ok(await a.out(PrOutAction.RESERVE, { key: 0xan }, EA));
     const status = (await b.in(PrInAction.READ_FULL_STATUS)).data;
     const descriptors: Array<{ key: bigint; holder: boolean; port: number; name: string }> = [];
     for (let off = 8; off < 8 + status.readUInt32BE(4); ) {
@@ -153,7 +154,7 @@ describe('simulated disk through the socket', () => {
     writeFileSync(image, Buffer.alloc(4096));
     const script = `
       import { HelperClient } from ${JSON.stringify(join(REPO_ROOT, 'dist/src/client/client.js'))};
-      import { basicParams, prOutCdb } from ${JSON.stringify(join(REPO_ROOT, 'dist/src/client/pr-commands.js'))};
+      import { basicParams, prOutCdb } from ${JSON.stringify(join(REPO_ROOT, 'dist/test/fixtures/scsi-bytes.js'))};
       import { openSync } from 'node:fs';
       const c = await HelperClient.connect(process.argv[1]);
       const p = basicParams({ saKey: BigInt(process.argv[3]) });
@@ -179,7 +180,7 @@ describe('APTPL persistence', () => {
     let d = await daemon();
     let a = await Node.open(d.socket, imageA);
     ok(await a.out(PrOutAction.REGISTER, { saKey: 0x77n, aptpl: true }));
-    ok(await a.out(PrOutAction.RESERVE, { key: 0x77n }, PrType.WE));
+    ok(await a.out(PrOutAction.RESERVE, { key: 0x77n }, WE));
     a.close();
     expect(stateFiles()).toEqual(['disk0.pr-state.json']);
     await d.stop('SIGKILL');

@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { PersistedLunState } from '../../src/sim/pr-engine.js';
+import type { PersistedLunState } from '../../src/sim/persisted-state.js';
 import { deleteLunState, loadLunState, saveLunState, stateFileName } from '../../src/sim/state-store.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => {

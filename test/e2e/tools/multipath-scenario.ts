@@ -14,10 +14,11 @@ import { closeSync, constants as fsConstants, openSync, writeFileSync } from 'no
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HelperClient, type Reply } from '../../../src/client/client.js';
-import { decodeFullStatus, decodeReadKeys, decodeReadReservation, initiatorName } from '../../../src/client/pr-decode.js';
-import { basicParams, prInCdb, PrInAction, prOutCdb, PrOutAction, PrType, registerAndMoveParams } from '../../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../../src/scsi/pr-codes.js';
+import { decodeReadFullStatus, decodeReadKeys, decodeReadReservation } from '../../../src/scsi/pr-in.js';
 import { decodeSense } from '../../../src/scsi/sense.js';
-import { encodeTransportId } from '../../../src/sim/transport-id.js';
+import { encodeTransportId, initiatorName } from '../../../src/scsi/transport-id.js';
+import { basicParams, EA_RO, prInCdb, prOutCdb, registerAndMoveParams, WE_RO } from '../../fixtures/scsi-bytes.js';
 import { appendResult } from './results.js';
 
 export const KA = 0xa1a1000000000001n;
@@ -123,7 +124,7 @@ class Node {
 
 /** "key@initiator", "*" appended for a reservation holder; sorted. */
 function fullStatusFacts(data: Buffer): string[] {
-  return decodeFullStatus(data)
+  return decodeReadFullStatus(data)
     .descriptors.map((d) => `${hexKey(d.key)}@${d.transportId ? initiatorName(d.transportId) : '?'}${d.rHolder ? '*' : ''}`)
     .sort();
 }
@@ -203,8 +204,6 @@ async function main(): Promise<number> {
   const prIn = (action: number) => prInCdb(action, 8192);
   const out24 = (action: number, type: number) => prOutCdb(action, type, 24);
   const keys = (r: Reply) => ({ keys: r.status === GOOD ? decodeReadKeys(r.data).keys.map(hexKey).sort() : null });
-  const WE_RO = PrType.WE_RO;
-  const EA_RO = PrType.EA_RO;
   const ok: StepExpectation = { status: GOOD };
 
   try {
@@ -326,10 +325,15 @@ async function main(): Promise<number> {
     // REGISTER AND MOVE (the original refuses it on maps): only the holder's nexus may
     // move the reservation, so the first path answers RESERVATION CONFLICT and the
     // daemon goes on to the second. Node B's port and TransportID as B sees them.
-    const bDescriptor = decodeFullStatus((await b.look(PrInAction.READ_FULL_STATUS)).data).descriptors.find(
+    const bDescriptor = decodeReadFullStatus((await b.look(PrInAction.READ_FULL_STATUS)).data).descriptors.find(
       (d) => d.transportId && initiatorName(d.transportId) === initB,
     );
-    const moveParams = registerAndMoveParams(KA3, KB, bDescriptor?.relativeTargetPort ?? 0, bDescriptor?.transportId ? encodeTransportId(bDescriptor.transportId) : Buffer.alloc(24));
+    const moveParams = registerAndMoveParams({
+      key: KA3,
+      saKey: KB,
+      relativeTargetPort: bDescriptor?.relativeTargetPort ?? 0,
+      transportId: bDescriptor?.transportId ? encodeTransportId(bDescriptor.transportId) : Buffer.alloc(24),
+    });
     await step('a-register-and-move', a, prOutCdb(PrOutAction.REGISTER_AND_MOVE, 0, moveParams.length), moveParams, {
       status: GOOD,
       facts: { fullStatus: sorted(entry(KA3, first.initiator), entry(KA3, second.initiator), entry(KB, initB, true)), reservation: { key: hexKey(KB), type: EA_RO } },

@@ -12,7 +12,8 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HelperClient } from '../../../src/client/client.js';
-import { basicParams, prInCdb, prOutCdb, PrInAction, PrOutAction, PrType } from '../../../src/client/pr-commands.js';
+import { PrInAction, PrOutAction } from '../../../src/scsi/pr-codes.js';
+import { basicParams, EA, prInCdb, prOutCdb, WE, WE_AR, WE_RO } from '../../fixtures/scsi-bytes.js';
 
 export type Node = 'A' | 'B';
 
@@ -73,7 +74,6 @@ const prOut = (name: string, node: Node, action: number, type: number, key: bigi
 
 /** The two-node scenario, further spec coverage, then the quirk probes; starts and ends with no registrations. */
 export function prSequence(): Step[] {
-  const WE_RO = PrType.WE_RO;
   const main: Step[] = [
     prOut('a-register', 'A', PrOutAction.REGISTER, 0, 0n, KEY_A, GOOD),
     prOut('b-register', 'B', PrOutAction.REGISTER, 0, 0n, KEY_B, GOOD),
@@ -98,7 +98,6 @@ export function prSequence(): Step[] {
   // More of the spec where LIO follows it, for Tier 1b: REGISTER AND IGNORE EXISTING KEY,
   // an all-registrants reservation (key 0, every registrant a holder, PREEMPT with
   // SARK 0), key changes, RELEASE by a non-holder, PREEMPT SARK 0 without AR.
-  const WE_AR = PrType.WE_AR;
   const KEY_A2 = KEY_A + 0x100n;
   const KEY_B2 = KEY_B + 0x100n;
   const coverage: Step[] = [
@@ -109,12 +108,12 @@ export function prSequence(): Step[] {
     prIn('b-read-full-status-ar', 'B', PrInAction.READ_FULL_STATUS, GOOD),
     prOut('b-reserve-we-ar-as-holder', 'B', PrOutAction.RESERVE, WE_AR, KEY_B, 0n, GOOD),
     prOut('a-change-key', 'A', PrOutAction.REGISTER, 0, KEY_A, KEY_A2, GOOD),
-    prOut('b-preempt-all-registrants', 'B', PrOutAction.PREEMPT, PrType.WE, KEY_B, 0n, GOOD),
+    prOut('b-preempt-all-registrants', 'B', PrOutAction.PREEMPT, WE, KEY_B, 0n, GOOD),
     prIn('a-read-keys-unit-attention-2', 'A', PrInAction.READ_KEYS, ua(0x2a, 0x05)),
     prIn('b-read-reservation-we', 'B', PrInAction.READ_RESERVATION, GOOD),
     prOut('a-register-3', 'A', PrOutAction.REGISTER, 0, 0n, KEY_A, GOOD),
-    prOut('a-release-not-holder', 'A', PrOutAction.RELEASE, PrType.WE, KEY_A, 0n, GOOD),
-    prOut('a-preempt-sark-0', 'A', PrOutAction.PREEMPT, PrType.WE, KEY_A, 0n, { status: 0x02, sense: [0x05, 0x26, 0x00] }),
+    prOut('a-release-not-holder', 'A', PrOutAction.RELEASE, WE, KEY_A, 0n, GOOD),
+    prOut('a-preempt-sark-0', 'A', PrOutAction.PREEMPT, WE, KEY_A, 0n, { status: 0x02, sense: [0x05, 0x26, 0x00] }),
     prOut('b-change-key-as-holder', 'B', PrOutAction.REGISTER, 0, KEY_B, KEY_B2, GOOD),
     prIn('a-read-reservation-new-key', 'A', PrInAction.READ_RESERVATION, GOOD),
     prIn('a-read-full-status-2', 'A', PrInAction.READ_FULL_STATUS, GOOD),
@@ -124,16 +123,16 @@ export function prSequence(): Step[] {
   ];
   // Where LIO is known to depart from the spec (spc4-pr-semantics.md §8): recorded like
   // the rest, not asserted here; Tier 1b pins what the simulator does instead.
-  const reserveScope1 = prOut('q-a-reserve-scope-1', 'A', PrOutAction.RESERVE, PrType.WE, KEY_A, 0n);
-  reserveScope1.cdb[2] = 0x10 | PrType.WE; // SCOPE 1 (obsolete element scope)
+  const reserveScope1 = prOut('q-a-reserve-scope-1', 'A', PrOutAction.RESERVE, WE, KEY_A, 0n);
+  reserveScope1.cdb[2] = 0x10 | WE; // SCOPE 1 (obsolete element scope)
   const tail: Step[] = [
-    prOut('q-b-reserve-unregistered', 'B', PrOutAction.RESERVE, PrType.WE, KEY_B, 0n),
+    prOut('q-b-reserve-unregistered', 'B', PrOutAction.RESERVE, WE, KEY_B, 0n),
     prIn('q-a-read-keys-alloc-4', 'A', PrInAction.READ_KEYS, undefined, 4),
     prOut('q-a-register', 'A', PrOutAction.REGISTER, 0, 0n, KEY_A, GOOD),
     reserveScope1,
-    prOut('q-a-reserve-we', 'A', PrOutAction.RESERVE, PrType.WE, KEY_A, 0n, GOOD),
-    prOut('q-a-release-wrong-type', 'A', PrOutAction.RELEASE, PrType.EA, KEY_A, 0n),
-    prOut('q-a-release', 'A', PrOutAction.RELEASE, PrType.WE, KEY_A, 0n, GOOD),
+    prOut('q-a-reserve-we', 'A', PrOutAction.RESERVE, WE, KEY_A, 0n, GOOD),
+    prOut('q-a-release-wrong-type', 'A', PrOutAction.RELEASE, EA, KEY_A, 0n),
+    prOut('q-a-release', 'A', PrOutAction.RELEASE, WE, KEY_A, 0n, GOOD),
     prOut('q-a-unregister', 'A', PrOutAction.REGISTER, 0, KEY_A, 0n, GOOD),
     prIn('q-b-read-keys', 'B', PrInAction.READ_KEYS, GOOD),
   ].map((s) => ({ ...s, quirkProbe: true }));

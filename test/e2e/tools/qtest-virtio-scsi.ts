@@ -8,6 +8,7 @@
 // Each step appends {"step", "ok", ...observations} to FILE; exit 0 iff all steps ok.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { basicParams, IN, prInCdb, prOutCdb, SA, WE as WRITE_EXCLUSIVE } from '../../fixtures/scsi-bytes.js';
 import { Qmp, Qtest } from './qtest-client.js';
 import { appendResult, decodeReadKeys, decodeReadReservation, senseTriple, type ResultLine } from './results.js';
 import { VirtioScsiLegacy, type ScsiResult } from './virtio-scsi-legacy.js';
@@ -35,25 +36,14 @@ function usage(): never {
 const diskB: string = opt['disk-b'] ?? usage();
 const helperCtl: string = opt['helper-ctl'] ?? usage();
 
-// ---- CDBs (SPC-4 6.16 / 6.17) ----
+// ---- CDBs (spc4r17 6.13 / 6.14) ----
 const cdb = (...bytes: number[]): Buffer => Buffer.from(bytes);
 const TEST_UNIT_READY = cdb(0, 0, 0, 0, 0, 0);
-const prIn = (sa: number): Buffer => cdb(0x5e, sa, 0, 0, 0, 0, 0, 0x20, 0x00, 0); // alloc 8192
-const prOut = (sa: number, type: number): Buffer => cdb(0x5f, sa, type, 0, 0, 0, 0, 0, 24, 0);
-const READ_KEYS = 0;
-const READ_RESERVATION = 1;
-const REPORT_CAPABILITIES = 2;
-const REGISTER = 0;
-const RESERVE = 1;
-const RELEASE = 2;
-const WRITE_EXCLUSIVE = 1;
-
-function prOutParams(key: bigint, saKey: bigint): Buffer {
-  const p = Buffer.alloc(24);
-  p.writeBigUInt64BE(key, 0);
-  p.writeBigUInt64BE(saKey, 8);
-  return p;
-}
+// The 10 bytes of a PR CDB; virtio-scsi takes them unpadded.
+const prIn = (sa: number): Buffer => prInCdb(sa, 8192).subarray(0, 10);
+const prOut = (sa: number, type: number): Buffer => prOutCdb(sa, type, 24).subarray(0, 10);
+const { READ_KEYS, READ_RESERVATION, REPORT_CAPABILITIES } = IN;
+const { REGISTER, RESERVE, RELEASE } = SA;
 
 // ---- step bookkeeping ----
 class Step {
@@ -136,7 +126,7 @@ async function main(): Promise<void> {
   const keysOf = (r: ScsiResult): string[] | undefined => decodeReadKeys(r.dataIn.toString('hex'))?.keys;
   const readKeys = (): Promise<ScsiResult> => disk.command(prIn(READ_KEYS), { dataInLen: 8192 });
   const out = (sa: number, type: number, key: bigint, saKey: bigint): Promise<ScsiResult> =>
-    disk.command(prOut(sa, type), { dataOut: prOutParams(key, saKey) });
+    disk.command(prOut(sa, type), { dataOut: basicParams({ key, saKey }) });
 
   await step('qemu-connected-to-helper', async (s) => {
     s.expect('query-pr-managers helper0.connected', (s.line.connected = await prConnected(qmp)), true);

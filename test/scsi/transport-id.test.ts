@@ -5,8 +5,9 @@ import {
   parseInitiatorName,
   transportIdFromPlain,
   transportIdIdentity,
-} from '../../src/sim/transport-id.js';
-import { fc, fcTid, hex, iscsi, iscsiTid, sas, sasTid } from './helpers.js';
+} from '../../src/scsi/transport-id.js';
+import { fcTid, hex, iscsiTid, sasTid } from '../fixtures/scsi-bytes.js';
+import { fc, iscsi, sas } from '../sim/helpers.js';
 
 describe('decodeTransportId (§2.4)', () => {
   it.each([

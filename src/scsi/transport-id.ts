@@ -1,8 +1,9 @@
 /**
- * TransportIDs: how SCSI persistent reservations name an initiator port
- * (spc4-pr-semantics.md §2.4). Parsing from PR OUT parameter lists, encoding
- * for READ FULL STATUS, plain-object form for the APTPL state file, and the
- * initiator names accepted in the simulator's configuration.
+ * TransportIDs: how SCSI persistent reservations name an initiator port (SPC-4
+ * "TransportID identifiers"; the layouts Linux LIO reads and writes in
+ * drivers/target/target_core_fabric_lib.c). Decoding from PR OUT parameter
+ * lists, encoding for READ FULL STATUS, the plain-object form of the APTPL
+ * state file, and the initiator names of the configuration and the CLI.
  */
 
 /** An initiator port. Hex fields are stored as lowercase digits without separators. */
@@ -25,7 +26,7 @@ const PROTOCOL_ISCSI = 0x5;
 const PROTOCOL_SAS = 0x6;
 const FIXED_TRANSPORT_ID_LENGTH = 24;
 const ISCSI_HEADER_LENGTH = 4;
-/** §2.4: ADDITIONAL LENGTH is at least 20, so an iSCSI TransportID is never shorter than 24 bytes. */
+/** SPC-4: ADDITIONAL LENGTH is at least 20, so an iSCSI TransportID is never shorter than 24 bytes. */
 const ISCSI_MIN_ADDITIONAL_LENGTH = 20;
 /** RFC 3720 §3.2.6.1 caps iSCSI names at 223 bytes of UTF-8. */
 const ISCSI_NAME_MAX_BYTES = 223;
@@ -90,7 +91,7 @@ function decodeIscsi(bytes: Uint8Array): Decoded<DecodedTransportId> {
   }
   const parts = splitIscsiPortName(text);
   if (!parts.ok) return parts;
-  // Format 00b carries the node name only, 01b the port name with its ISID (§2.4).
+  // Format 00b carries the node name only, 01b the port name with its ISID (SPC-4, iSCSI TransportID).
   if ((formatCode === 1) !== (parts.value.isid !== null)) {
     return failure(
       formatCode === 1 ? 'iSCSI port-name TransportID lacks ",i,0x<ISID>"' : 'iSCSI device-name TransportID carries an ISID',
@@ -104,7 +105,7 @@ function decodeFixed(bytes: Uint8Array, protocol: 'fc' | 'sas'): Decoded<Decoded
   if (bytes.length < FIXED_TRANSPORT_ID_LENGTH) {
     return failure(`${protocol.toUpperCase()} TransportID extends beyond the TransportID data`);
   }
-  // §2.4: the N_Port name sits at bytes 8-15, the SAS address at bytes 4-11.
+  // SPC-4: the N_Port name sits at bytes 8-15, the SAS address at bytes 4-11.
   const start = protocol === 'fc' ? 8 : 4;
   const hex = Buffer.from(bytes.subarray(start, start + 8)).toString('hex');
   const id: TransportId = protocol === 'fc' ? { protocol, wwpn: hex } : { protocol, address: hex };
@@ -131,7 +132,22 @@ export function decodeTransportId(bytes: Uint8Array): Decoded<DecodedTransportId
   }
 }
 
-/** Encodes a TransportID as READ FULL STATUS reports it (§2.4, §5.5). */
+/**
+ * Decodes TransportIDs that follow each other up to the end of `bytes`, as
+ * SPEC_I_PT carries them; the first that does not decode is the error.
+ */
+export function decodeTransportIdList(bytes: Uint8Array): Decoded<TransportId[]> {
+  const ids: TransportId[] = [];
+  for (let rest = bytes; rest.length > 0; ) {
+    const decoded = decodeTransportId(rest);
+    if (!decoded.ok) return decoded;
+    ids.push(decoded.value.id);
+    rest = rest.subarray(decoded.value.length);
+  }
+  return ok(ids);
+}
+
+/** Encodes a TransportID as READ FULL STATUS reports it (spc4r17 6.13.5). */
 export function encodeTransportId(id: TransportId): Buffer {
   switch (id.protocol) {
     case 'iscsi': {
@@ -171,6 +187,21 @@ export function transportIdIdentity(id: TransportId): string {
       return `fc:${id.wwpn}`;
     case 'sas':
       return `sas:${id.address}`;
+  }
+}
+
+/**
+ * The initiator-name syntax parseInitiatorName accepts, so that a name shown
+ * by READ FULL STATUS can be pasted into --transport-id or a simulator config.
+ */
+export function initiatorName(id: TransportId): string {
+  switch (id.protocol) {
+    case 'iscsi':
+      return id.isid === null ? id.name : `${id.name}${ISID_SEPARATOR}${id.isid}`;
+    case 'fc':
+      return `fc.${id.wwpn}`;
+    case 'sas':
+      return `naa.${id.address}`;
   }
 }
 
