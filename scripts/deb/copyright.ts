@@ -19,7 +19,10 @@ export interface BundledModule {
 }
 
 /** SPDX identifiers of bundled modules and their DEP-5 short names (DEP-5 calls MIT "Expat"). */
-const DEP5_NAMES: Record<string, string> = { MIT: 'Expat', ISC: 'ISC' };
+const DEP5_NAMES: Record<string, string> = { MIT: 'Expat', ISC: 'ISC', 'Apache-2.0': 'Apache-2.0' };
+
+/** Licenses base-files ships in /usr/share/common-licenses: referred to, not copied (Policy 12.5). */
+const COMMON_LICENSES = new Set(['Apache-2.0']);
 
 const PROJECT = `Files: *
 Copyright: pr-helper contributors
@@ -45,7 +48,9 @@ function fieldText(text: string): string {
 function copyrightHolders(module: BundledModule): string[] {
   const holders = module.licenseText
     .split('\n')
-    .filter((line) => /^\s*copyright\b/i.test(line))
+    // A notice has a year: the Apache License's own text has lines that begin
+    // with "copyright" too, and its appendix a "[yyyy]" template.
+    .filter((line) => /^\s*copyright\s*(\(c\)|©)?\s*\d{4}/i.test(line))
     .map((line) => line.trim().replace(/^copyright\s*(\(c\)|©)?\s*/i, ''));
   if (holders.length > 0) return holders;
   if (module.author) return [module.author];
@@ -60,7 +65,7 @@ function moduleParagraph(module: BundledModule): string {
     `Files: ${module.installedPath}/*`,
     `Copyright: ${first}${rest.map((h) => `\n ${h}`).join('')}`,
     `License: ${name}`,
-    fieldText(module.licenseText),
+    COMMON_LICENSES.has(name) ? ` On Debian systems, the complete text of the ${name} license can be found in\n /usr/share/common-licenses/${name}.` : fieldText(module.licenseText),
   ].join('\n');
 }
 

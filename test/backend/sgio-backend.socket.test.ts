@@ -205,7 +205,7 @@ describe('SG_IO backend through the socket (default --sgio-timeout)', () => {
       const errnoWarning = (name: string) => (l: Record<string, unknown>) => l['level'] === 40 && l['errno'] === name;
       await until('errno warnings on stderr', () => logLines(h.daemon).filter(errnoWarning('ENOTTY')).length >= 2);
       const [inLine, outLine] = logLines(h.daemon).filter(errnoWarning('ENOTTY'));
-      expect(inLine).toMatchObject({ msg: 'PR IN READ KEYS failed: SG_IO ENOTTY', op: 'PR IN', action: 'READ KEYS', status: 'CHECK CONDITION', sense: 'ABORTED COMMAND 00/06 (io process terminated)', peer: { pid: process.pid } });
+      expect(inLine).toMatchObject({ msg: 'PR IN READ KEYS failed: SG_IO ENOTTY', op: 'PR IN', action: 'READ KEYS', status: 'CHECK CONDITION', sense: 'ABORTED COMMAND 00/06 (I/O process terminated)', peer: { pid: process.pid } });
       expect(outLine).toMatchObject({ msg: 'PR OUT REGISTER failed: SG_IO ENOTTY', op: 'PR OUT', action: 'REGISTER', saKey: '0x1122334455667788' });
       expect(String(inLine!['file'])).toMatch(/\/dev\d+$/);
       // EBADE is RESERVATION CONFLICT: the audit trail at info, not a failure.
