@@ -177,20 +177,19 @@ export interface SoakFigures {
 
 /**
  * `requests` READ KEYS on /dev/null over 16 connections in ten steps, reading
- * RSS after each and the descriptor count before and after. `nodeArgs` lets
- * the caller cap V8's young generation, which otherwise grows (up to 2 x 16 MB
- * semi-spaces) under sustained allocation and shows as RSS growth that is not
- * a leak.
+ * RSS after each and the descriptor count before and after.
  */
+/** native/sgio.c POOL_IDLE_SECONDS. */
+const SGIO_POOL_IDLE_MS = 10_000;
+
 export async function measureSoak(
   pool: LoadPool,
   kind: DaemonKind,
   dir: string,
   requests: number,
   settleMs: number,
-  nodeArgs: readonly string[] = [],
 ): Promise<SoakFigures> {
-  const { daemon } = await startDaemon(kind, dir, `${kind}-soak${nodeArgs.length ? '-capped' : ''}`, { nodeArgs });
+  const { daemon } = await startDaemon(kind, dir, `${kind}-soak`);
   try {
     await sleep(settleMs);
     const rssIdleMb = rssMb(daemon.pid);
@@ -217,6 +216,10 @@ export async function measureSoak(
       rssCheckpointsMb.push(rssMb(daemon.pid));
     }
     await sleep(settleMs);
+    const fdsEnd = fdCount(daemon.pid);
+    // Idle SG_IO threads exit after POOL_IDLE_SECONDS (native/sgio.c): the
+    // daemon is judged idle once they have had the time to.
+    await sleep(SGIO_POOL_IDLE_MS + 2000);
     return {
       requests: done,
       rssIdleMb,
@@ -224,7 +227,7 @@ export async function measureSoak(
       rssEndMb: rssCheckpointsMb[9]!,
       rssCheckpointsMb,
       fdsIdle,
-      fdsEnd: fdCount(daemon.pid),
+      fdsEnd,
       privateEndMb: privateDirtyMb(daemon.pid),
       threadsEnd: threadCount(daemon.pid),
     };

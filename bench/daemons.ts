@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FdStream } from '../src/io/fd-stream.js';
 import * as native from '../src/native/binding.js';
+import { LAUNCH_ENVIRONMENT, NODE_FLAGS } from '../scripts/deb/launcher.js';
 import { DAEMON_ENTRY, QEMU_PR_HELPER } from '../test/helpers/daemon.js';
 import { nowMs, sleep } from './clock.js';
 
@@ -56,7 +57,8 @@ function command(kind: DaemonKind, socket: string, options: StartOptions): [stri
   if (kind === 'ours') {
     // -q: errors only, which is what the original logs without -v.
     const level = options.defaultLevel ? [] : ['-q'];
-    const node = [process.execPath, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, ...level, ...args];
+    // The installed launcher's flags, so the figures are those of a deployed helper.
+    const node = [process.execPath, ...NODE_FLAGS, ...(options.nodeArgs ?? []), options.entry ?? DAEMON_ENTRY, '-k', socket, ...level, ...args];
     if (options.unprivileged) return [SETPRIV, [...NOBODY, ...node]];
     // The daemon notifies only the systemd that started it, which sets
     // SYSTEMD_EXEC_PID to the service's pid: $$ of a shell that then execs.
@@ -153,7 +155,7 @@ export async function startDaemon(kind: DaemonKind, dir: string, name: string, o
   const socket = join(dir, `${name}.sock`);
   const receiver = options.notify ? await notifyReceiver(join(dir, `${name}.notify`)) : null;
   const [cmd, args] = command(kind, socket, options);
-  const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+  const env: Record<string, string | undefined> = { ...process.env, ...(kind === 'ours' ? LAUNCH_ENVIRONMENT : {}), ...options.env };
   if (options.unprivileged) env['HOME'] = dir;
   if (receiver) env['NOTIFY_SOCKET'] = receiver.path;
   else delete env['NOTIFY_SOCKET'];

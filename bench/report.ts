@@ -59,7 +59,6 @@ export const METRICS: readonly MetricDef[] = [
   m('soak.rssWarm', SOAK, 'RSS after the first tenth', 'MB', 1),
   m('soak.rssEnd', SOAK, 'RSS at the end', 'MB', 1),
   m('soak.rssGrowth', SOAK, 'RSS growth, first tenth to end', 'MB', 1),
-  m('soak.rssGrowthCapped', SOAK, '  same, V8 semi-space capped at 2 MB', 'MB', 1, false),
   m('soak.fdsIdle', SOAK, 'descriptors before', 'count', 0),
   m('soak.fdsEnd', SOAK, 'descriptors after (clients gone)', 'count', 0),
   m('soak.privateEnd', SOAK, 'private memory after the run (Private_Dirty)', 'MB', 1),
@@ -124,7 +123,6 @@ export function evaluateGoals(c: Collected): GoalResult[] {
   const privateEnd = ours('soak.privateEnd');
   const threadsEnd = ours('soak.threadsEnd');
   const growth = ours('soak.rssGrowth');
-  const growthCapped = ours('soak.rssGrowthCapped');
   const fdsIdle = ours('soak.fdsIdle');
   const fdsEnd = ours('soak.fdsEnd');
   const fdGrowth = fdsIdle === null || fdsEnd === null ? null : fdsEnd - fdsIdle;
@@ -142,7 +140,6 @@ export function evaluateGoals(c: Collected): GoalResult[] {
     check('private memory after the long run <= 12 MB', privateEnd, `${fmt(privateEnd, 1)} MB`, (v) => v <= 12),
     check('threads after the long run <= 8', threadsEnd, `${fmt(threadsEnd, 0)}`, (v) => v <= 8),
     check('no RSS growth over the long run (< 5 MB)', growth, `${fmt(growth, 1)} MB`, (v) => v < 5),
-    check('  same, young generation capped (leak check)', growthCapped, `${fmt(growthCapped, 1)} MB`, (v) => v < 5),
     check('no descriptor growth over the long run', fdGrowth, `${fmt(fdGrowth, 0)}`, (v) => v <= 0),
   ];
 }

@@ -192,17 +192,7 @@ async function soak(o: BenchOptions, kinds: DaemonKind[], pool: LoadPool, dir: s
         `after each tenth ${f.rssCheckpointsMb.map((r) => r.toFixed(1)).join(' ')} MB; fds ${f.fdsIdle} -> ${f.fdsEnd}`,
     );
   }
-  // The same for ours with V8's young generation capped: tells heap sizing from a leak.
-  const started = nowMs();
-  const capped = await measureSoak(pool, 'ours', dir, o.soakRequests, o.settleMs, [CAPPED_SEMI_SPACE]);
-  c.add('soak.rssGrowthCapped', 'ours', capped.rssEndMb - capped.rssWarmMb);
-  progress(
-    `long run ours ${CAPPED_SEMI_SPACE}: ${fmtK(capped.requests)} requests in ${((nowMs() - started) / 1000).toFixed(1)} s; ` +
-      `RSS after each tenth ${capped.rssCheckpointsMb.map((r) => r.toFixed(1)).join(' ')} MB; fds ${capped.fdsIdle} -> ${capped.fdsEnd}`,
-  );
 }
-
-const CAPPED_SEMI_SPACE = '--max-semi-space-size=2';
 
 async function main(argv: string[]): Promise<number> {
   let o: BenchOptions;

@@ -8,7 +8,7 @@ import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NODE_FLAGS, renderLauncher } from '../../scripts/deb/launcher.js';
+import { LAUNCH_ENVIRONMENT, NODE_FLAGS, renderLauncher } from '../../scripts/deb/launcher.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'prh-launcher-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -26,6 +26,7 @@ const target = (fd) => { try { return fs.readlinkSync('/proc/self/fd/' + fd); } 
 process.stdout.write(JSON.stringify({
   pid: process.pid, argv: process.argv.slice(2), execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS,
   kept: process.env.KEPT, fd3: target(3), targets: fds.map(target),
+  environment: Object.fromEntries(${JSON.stringify(Object.keys(LAUNCH_ENVIRONMENT))}.map((name) => [name, process.env[name]])),
 }));
 `,
 );
@@ -38,6 +39,7 @@ interface ProbeReport {
   execArgv: string[];
   nodeOptions: string | undefined;
   kept: string | undefined;
+  environment: Record<string, string | undefined>;
   fd3: string | null;
   targets: (string | null)[];
 }
@@ -64,6 +66,7 @@ describe('the launcher', () => {
       expect(report.execArgv).toEqual(NODE_FLAGS);
       expect(report.nodeOptions).toBe('');
       expect(report.kept).toBe('yes');
+      expect(report.environment).toEqual(LAUNCH_ENVIRONMENT);
       // exec, not fork: LISTEN_PID, sd_notify's MAINPID and libvirt's pidfile name this pid.
       expect(report.pid).toBe(pid);
       // libvirt leaks its locked pidfile into the helper and checks the lock to know it runs.
