@@ -5,7 +5,7 @@
 // rig cannot pass by both runs failing the same way.
 // Usage: node dist/test/e2e/tools/check-pr-differential.js RESULTS.jsonl
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { LIO_FIXTURE } from './lio-divergences.js';
 import { prSequence, type RecordedReply, type Recording } from './pr-sequence.js';
 import { Checker, readResults, senseTriple } from './results.js';
@@ -21,6 +21,52 @@ function replyDiff(a: RecordedReply, b: RecordedReply): string[] {
   if (a.sense !== b.sense) out.push(`sense ${trimSense(a.sense)} vs ${trimSense(b.sense)}`);
   if (a.data !== b.data) out.push(`data ${a.data || '-'} vs ${b.data || '-'}`);
   return out;
+}
+
+/** SPC-4's names of the PR OUT service actions, as the audit trail must print them. */
+const SERVICE_ACTIONS = ['REGISTER', 'RESERVE', 'RELEASE', 'CLEAR', 'PREEMPT', 'PREEMPT AND ABORT', 'REGISTER AND IGNORE EXISTING KEY', 'REGISTER AND MOVE', 'REPLACE LOST RESERVATION'];
+
+interface LogLine {
+  msg: string;
+  level: number;
+  conn?: number;
+  action?: string;
+  key?: string;
+  saKey?: string;
+  dev?: string;
+}
+
+/** The candidate's log lines: helper-ctl.sh appends every run to one helper.log, each after a "== ... start:" line. */
+function candidateLog(path: string): LogLine[] {
+  if (!existsSync(path)) return [];
+  const runs = readFileSync(path, 'utf8').split(/^== .* start: .*$/m);
+  return runs[runs.length - 1]!
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as LogLine);
+}
+
+const keyText = (hex: string): string => `0x${BigInt(`0x${hex}`).toString(16)}`;
+
+/**
+ * The audit trail on real LIO (issue: operators can see every reservation):
+ * every PR OUT of the sequence has its line, in order, naming the nexus's
+ * device, the action and both keys, and the two nodes' connections apart.
+ */
+function checkAuditTrail(c: Checker, rec: Recording | undefined, log: LogLine[]): void {
+  const audit = log.filter((l) => l.msg.startsWith('PR OUT '));
+  const outs = (rec?.replies ?? []).filter((r) => r.cdb.startsWith('5f'));
+  c.equal('candidate log: one audit line per PR OUT of the sequence', audit.length, outs.length);
+  const connOf: Partial<Record<string, number>> = {};
+  for (const [i, r] of outs.entries()) {
+    const line = audit[i];
+    const action = SERVICE_ACTIONS[Number.parseInt(r.cdb.slice(2, 4), 16) & 0x1f];
+    const expected = { action, key: keyText(r.params.slice(0, 16)), saKey: keyText(r.params.slice(16, 32)), dev: basename(rec!.disks[r.node]) };
+    const got = { action: line?.action, key: line?.key, saKey: line?.saKey, dev: line?.dev };
+    c.equal(`audit ${r.node} ${r.name}`, got, expected);
+    if (line?.conn !== undefined) connOf[r.node] ??= line.conn;
+  }
+  c.check('audit: node A and node B are told apart by their connections', connOf['A'] !== undefined && connOf['A'] !== connOf['B'], connOf);
 }
 
 function trimSense(hex: string): string {
@@ -64,6 +110,8 @@ function main(path: string): boolean {
     const diff = a && b ? replyDiff(a, b) : ['missing reply'];
     c.check(`${step.node} ${step.name}: candidate reply identical to qemu-pr-helper's`, diff.length === 0, diff.join('; '));
   }
+
+  checkAuditTrail(c, runs.candidate, candidateLog(join(dir, 'helper.log')));
 
   // Informational: has LIO itself changed since the fixture Tier 1b defaults to was captured?
   const fixture = loadRecording(LIO_FIXTURE);
