@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,9 +23,10 @@ typedef union {
   struct cmsghdr align;
 } fd_control;
 
-/* listenUnix(path, backlog, mode, gid) -> fd. The umask makes the inode appear
- * with its final mode, and the group (gid -1: keep) is set before listen(), so
- * no connection is possible while it is more permissive than asked. */
+/* listenUnix(path, backlog, mode, gid) -> fd. The node is born with its final
+ * mode (umask) and group (the calling thread's fsgid, gid -1: ours), and the
+ * path is never touched again: a chown() by path after bind() would follow
+ * whatever a writer of the directory swapped in (setfsgid(2) is per thread). */
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
   GET_ARGS(4);
   char path[UNIX_PATH_SIZE];
@@ -37,16 +39,21 @@ static napi_value listen_unix(napi_env env, napi_callback_info info) {
   if (!fill_sockaddr(path, &sa, &salen)) return throw_errno(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
+  int old_fsgid = setfsgid((gid_t)-1);
+  if (gid >= 0) {
+    setfsgid((gid_t)gid);
+    /* setfsgid() reports no error; it fails silently without CAP_SETGID. */
+    if (setfsgid((gid_t)-1) != gid) {
+      setfsgid((gid_t)old_fsgid);
+      return close_and_throw(env, fd, EPERM, "setfsgid");
+    }
+  }
   mode_t old = umask((mode_t)(~mode & 0777));
   int rc = bind(fd, (struct sockaddr *)&sa, salen);
   int err = errno;
   umask(old);
+  setfsgid((gid_t)old_fsgid);
   if (rc < 0) return close_and_throw(env, fd, err, "bind");
-  if (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) {
-    err = errno;
-    unlink(path);
-    return close_and_throw(env, fd, err, "chown");
-  }
   if (listen(fd, backlog) < 0) return close_and_throw(env, fd, errno, "listen");
   return make_int(env, fd);
 }

@@ -12,7 +12,7 @@ import { waitFor } from '../helpers/wait.js';
 const READ_KEYS_CDB = Uint8Array.from([0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-life-'));
-chmodSync(dir, 0o777);
+chmodSync(dir, 0o1777);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const asRoot = process.getuid!() === 0;
 
