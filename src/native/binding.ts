@@ -206,6 +206,7 @@ const F_SETFL = 4;
 const FD_CLOEXEC = 1;
 export const O_ACCMODE = 3;
 export const O_RDONLY = 0;
+export const O_WRONLY = 1;
 export const O_NONBLOCK = 0o4000;
 /** O_PATH descriptors report this access-mode-less flag in F_GETFL. */
 export const O_PATH = 0o10000000;

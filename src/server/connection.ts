@@ -15,6 +15,7 @@ import { failureKey, outcomeLevel, outcomeLine } from '../observe/command-outcom
 import { describePrCommand, describeSense, statusName } from '../scsi/pr-describe.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
+import { accessRefusal } from './descriptor-rights.js';
 
 export interface ConnectionContext {
   readonly backend: Backend;
@@ -220,13 +221,15 @@ export class Connection {
   }
 
   private async dispatch(request: PrRequest): Promise<BackendResult> {
-    let flags: number;
+    let flags: number | null;
     try {
       flags = native.getStatusFlags(request.fd);
     } catch {
-      flags = native.O_RDONLY;
+      flags = null;
     }
-    if (flags & native.O_NONBLOCK) {
+    const refusal = accessRefusal(request.direction, flags);
+    if (refusal !== null) return refusal;
+    if (flags !== null && flags & native.O_NONBLOCK) {
       // O_NONBLOCK travels with SCM_RIGHTS and the open file description is
       // shared with the sender; the original clears it, visibly to the client.
       try {
@@ -234,9 +237,6 @@ export class Connection {
       } catch {
         // Not every descriptor accepts F_SETFL; the command still runs.
       }
-    }
-    if (request.direction === 'out' && (flags & native.O_ACCMODE) === native.O_RDONLY) {
-      return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.INVALID_OPCODE) };
     }
     try {
       const { cdb, direction, transferLength, params, fd } = request;

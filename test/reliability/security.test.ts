@@ -26,6 +26,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** GID of group `daemon` (Debian: 1): neither root's group nor nobody's. */
 const DAEMON_GID = 1;
 const INVALID_OPCODE = '700005000000000a000000002000' + '00000000';
+const ABORTED_COMMAND = '70000b000000000a000000000006' + '00000000';
 
 function buildWatcher(): string {
   const out = join(dir, 'socket-watch');
@@ -244,6 +245,24 @@ describe('what may reach SG_IO', () => {
     expect((await client.execute(prInCdb(PrInAction.READ_KEYS, 8), ro)).status).toBe(0);
     closeSync(ro);
     expect(dev.calls().map((c) => c.cdb[0])).toEqual([0x5f, 0x5f, 0x5e]);
+    client.close();
+  });
+
+  it('PR IN on O_PATH and O_WRONLY descriptors: ABORTED COMMAND (the EBADF SG_IO gives the original on O_PATH), no SG_IO', async () => {
+    dev.clearCalls();
+    const client = await HelperClient.connect(daemon.socket);
+    for (const flags of [native.O_PATH, constants.O_WRONLY]) {
+      const fd = openSync(dev.path, flags);
+      try {
+        for (const action of [PrInAction.READ_KEYS, PrInAction.READ_RESERVATION, PrInAction.REPORT_CAPABILITIES, PrInAction.READ_FULL_STATUS]) {
+          const reply = await client.execute(prInCdb(action, 256), fd);
+          expect({ flags, action, status: reply.status, sense: reply.sense.subarray(0, 18).toString('hex') }).toEqual({ flags, action, status: 2, sense: ABORTED_COMMAND });
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    expect(dev.calls()).toEqual([]);
     client.close();
   });
 
