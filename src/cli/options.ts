@@ -30,6 +30,8 @@ export interface DaemonOptions {
   /** --log-file or -T file=: append the log here instead of stderr. */
   logFile: string | null;
   sgioTimeoutMs: number;
+  /** --allow-partial-devices: PR on partitions and partial dm devices, as the original. */
+  allowPartialDevices: boolean;
   maxConnections: number | undefined;
   /** --metrics: where to serve Prometheus metrics; null: nowhere. */
   metrics: MetricsAddress | null;
@@ -135,6 +137,7 @@ function buildProgram(version: string): Command {
     .addOption(new Option('--log-format <format>', 'log lines as JSON or as text (default: text under journald, else json)').choices(['json', 'pretty']))
     .option('--log-file <path>', 'append the log to this file instead of stderr (reopened on SIGUSR2)')
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
+    .option('--allow-partial-devices', 'serve PR on partitions and partial device-mapper devices (it acts on the whole LUN)')
     .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
     .option('--metrics <address>', 'serve Prometheus metrics at http://ADDRESS/metrics: a Unix socket PATH or loopback HOST:PORT', metricsAddress)
     .allowExcessArguments(true)
@@ -201,6 +204,7 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         logFormat: o.logFormat ?? null,
         logFile: logFileOf(o.logFile, traces.flatMap((t) => (t.file === null ? [] : [t.file]))),
         sgioTimeoutMs: o.sgioTimeout,
+        allowPartialDevices: Boolean(o.allowPartialDevices),
         maxConnections: o.maxConnections,
         metrics: o.metrics ?? null,
       },

@@ -47,6 +47,7 @@ runDaemon(parsed.options, async (options, log) =>
   new SgioBackend({
     timeoutMs: options.sgioTimeoutMs,
     log,
+    allowPartialDevices: options.allowPartialDevices,
     multipath: { sysfsRoot: env('MPATH_FAKE_SYSFS'), devRoot: env('MPATH_FAKE_DEV'), identify },
   }),
 ).then(
