@@ -2,7 +2,9 @@ import type { Logger } from 'pino';
 import * as native from '../native/binding.js';
 import { MAX_TRANSFER } from '../protocol/constants.js';
 import type { Backend, BackendRequest, BackendResult } from './backend.js';
+import { fstatSync } from 'node:fs';
 import { partialDeviceReason } from './device-scope.js';
+import { SgioAdmission } from './sgio-admission.js';
 import { identifyByFstat, MultipathRouter, type DeviceIdentity, type MultipathOptions } from './multipath.js';
 import { mapSgioOutcome } from './sgio-result.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
@@ -21,8 +23,22 @@ export interface SgioBackendOptions {
    * does, although their PR commands act on the whole LUN (device-scope.ts).
    */
   readonly allowPartialDevices?: boolean;
+  /** SG_IO commands (and so native threads) in flight in all; beyond: BUSY (sgio-admission.ts). */
+  readonly maxCommands: number;
+  /** SG_IO commands in flight on one device; beyond: BUSY. */
+  readonly maxDeviceCommands: number;
   /** dm-multipath: test hooks (sysfs root, device directory, ...); see multipath.ts. */
   readonly multipath?: Omit<MultipathOptions, 'timeoutMs' | 'log'>;
+}
+
+/** What one device is for admission: its device number, or the inode of anything else. */
+function deviceKey(fd: number): string {
+  try {
+    const st = fstatSync(fd);
+    return st.isBlockDevice() || st.isCharacterDevice() ? `dev ${st.rdev}` : `inode ${st.dev}:${st.ino}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Real devices: the CDB goes to the descriptor's device through ioctl(SG_IO). */
@@ -34,16 +50,28 @@ export class SgioBackend implements Backend {
   private readonly sysfsRoot: string;
   /** Devices whose refusal was logged (once each: a guest retrying must not flood the log). */
   private readonly refusedLogged = new Set<string>();
+  private readonly admission: SgioAdmission;
 
   constructor(private readonly options: SgioBackendOptions) {
     this.multipath = new MultipathRouter({ timeoutMs: options.timeoutMs, log: options.log, ...options.multipath });
     this.identify = options.multipath?.identify ?? identifyByFstat;
     this.sysfsRoot = options.multipath?.sysfsRoot ?? '/sys';
+    this.admission = new SgioAdmission(options.maxCommands, options.maxDeviceCommands);
   }
 
   async execute(request: BackendRequest): Promise<BackendResult> {
     const partial = this.options.allowPartialDevices ? null : this.partialDevice(request.fd);
     if (partial !== null) return partial;
+    const release = this.admission.admit(deviceKey(request.fd));
+    if (release === null) return { status: ScsiStatus.BUSY };
+    try {
+      return await this.issue(request);
+    } finally {
+      release();
+    }
+  }
+
+  private async issue(request: BackendRequest): Promise<BackendResult> {
     // A request on a dm-multipath map goes through the map's paths, so that
     // registrations reach every I_T nexus; null: not a map.
     const viaPaths = await this.multipath.execute(request);

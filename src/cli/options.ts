@@ -6,6 +6,8 @@ export const PROGRAM = 'pr-helper';
 export const DEFAULT_SOCKET = '/var/run/qemu-pr-helper.sock';
 export const DEFAULT_PIDFILE = '/var/run/qemu-pr-helper.pid';
 export const DEFAULT_SGIO_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_SGIO_COMMANDS = 256;
+export const DEFAULT_MAX_DEVICE_COMMANDS = 64;
 
 export interface DaemonOptions {
   socket: string;
@@ -32,6 +34,10 @@ export interface DaemonOptions {
   sgioTimeoutMs: number;
   /** --allow-partial-devices: PR on partitions and partial dm devices, as the original. */
   allowPartialDevices: boolean;
+  /** --max-sgio-commands: SG_IO commands (threads) in flight in all. */
+  maxSgioCommands: number;
+  /** --max-device-commands: SG_IO commands in flight on one device. */
+  maxDeviceCommands: number;
   maxConnections: number | undefined;
   /** --metrics: where to serve Prometheus metrics; null: nowhere. */
   metrics: MetricsAddress | null;
@@ -137,6 +143,8 @@ function buildProgram(version: string): Command {
     .addOption(new Option('--log-format <format>', 'log lines as JSON or as text (default: text under journald, else json)').choices(['json', 'pretty']))
     .option('--log-file <path>', 'append the log to this file instead of stderr (reopened on SIGUSR2)')
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
+    .option('--max-sgio-commands <n>', 'SG_IO commands (each on its own thread) in flight in all; beyond: BUSY', integer('--max-sgio-commands', 1, 4096), DEFAULT_MAX_SGIO_COMMANDS)
+    .option('--max-device-commands <n>', 'SG_IO commands in flight on one device; beyond: BUSY', integer('--max-device-commands', 1, 4096), DEFAULT_MAX_DEVICE_COMMANDS)
     .option('--allow-partial-devices', 'serve PR on partitions and partial device-mapper devices (it acts on the whole LUN)')
     .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
     .option('--metrics <address>', 'serve Prometheus metrics at http://ADDRESS/metrics: a Unix socket PATH or loopback HOST:PORT', metricsAddress)
@@ -205,6 +213,8 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         logFile: logFileOf(o.logFile, traces.flatMap((t) => (t.file === null ? [] : [t.file]))),
         sgioTimeoutMs: o.sgioTimeout,
         allowPartialDevices: Boolean(o.allowPartialDevices),
+        maxSgioCommands: o.maxSgioCommands,
+        maxDeviceCommands: o.maxDeviceCommands,
         maxConnections: o.maxConnections,
         metrics: o.metrics ?? null,
       },

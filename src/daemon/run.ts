@@ -34,7 +34,13 @@ const loadSimulator = () => import('../sim/simulated-backend.js');
 
 async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Backend> {
   if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log);
-  return new SgioBackend({ timeoutMs: options.sgioTimeoutMs, log, allowPartialDevices: options.allowPartialDevices });
+  return new SgioBackend({
+    timeoutMs: options.sgioTimeoutMs,
+    log,
+    allowPartialDevices: options.allowPartialDevices,
+    maxCommands: options.maxSgioCommands,
+    maxDeviceCommands: options.maxDeviceCommands,
+  });
 }
 
 interface Listener {
