@@ -8,6 +8,9 @@ export const DEFAULT_PIDFILE = '/var/run/qemu-pr-helper.pid';
 export const DEFAULT_SGIO_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_SGIO_COMMANDS = 256;
 export const DEFAULT_MAX_DEVICE_COMMANDS = 64;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_CONNECTIONS_PER_UID = 512;
+export const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
 
 export interface DaemonOptions {
   socket: string;
@@ -38,7 +41,10 @@ export interface DaemonOptions {
   maxSgioCommands: number;
   /** --max-device-commands: SG_IO commands in flight on one device. */
   maxDeviceCommands: number;
-  maxConnections: number | undefined;
+  maxConnections: number;
+  maxConnectionsPerUid: number;
+  /** --frame-timeout: handshake and rest-of-request timeout (ms); 0: none. */
+  frameTimeoutMs: number;
   /** --metrics: where to serve Prometheus metrics; null: nowhere. */
   metrics: MetricsAddress | null;
 }
@@ -146,7 +152,9 @@ function buildProgram(version: string): Command {
     .option('--max-sgio-commands <n>', 'SG_IO commands (each on its own thread) in flight in all; beyond: BUSY', integer('--max-sgio-commands', 1, 4096), DEFAULT_MAX_SGIO_COMMANDS)
     .option('--max-device-commands <n>', 'SG_IO commands in flight on one device; beyond: BUSY', integer('--max-device-commands', 1, 4096), DEFAULT_MAX_DEVICE_COMMANDS)
     .option('--allow-partial-devices', 'serve PR on partitions and partial device-mapper devices (it acts on the whole LUN)')
-    .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
+    .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
+    .option('--max-connections-per-uid <n>', 'close connections of one peer uid beyond this many', integer('--max-connections-per-uid', 1, 1_000_000), DEFAULT_MAX_CONNECTIONS_PER_UID)
+    .option('--frame-timeout <ms>', 'close a connection whose handshake or started request takes longer (0: never); idle connections stay open', integer('--frame-timeout', 0, 3_600_000), DEFAULT_FRAME_TIMEOUT_MS)
     .option('--metrics <address>', 'serve Prometheus metrics at http://ADDRESS/metrics: a Unix socket PATH or loopback HOST:PORT', metricsAddress)
     .allowExcessArguments(true)
     .addHelpText('after', SUBCOMMANDS_HELP)
@@ -216,6 +224,8 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         maxSgioCommands: o.maxSgioCommands,
         maxDeviceCommands: o.maxDeviceCommands,
         maxConnections: o.maxConnections,
+        maxConnectionsPerUid: o.maxConnectionsPerUid,
+        frameTimeoutMs: o.frameTimeout,
         metrics: o.metrics ?? null,
       },
     };

@@ -218,6 +218,8 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     log,
     access: { allowUids: options.allowUids, allowGids: options.allowGids },
     maxConnections: options.maxConnections,
+    maxConnectionsPerUid: options.maxConnectionsPerUid,
+    ...(options.frameTimeoutMs > 0 ? { frameTimeoutMs: options.frameTimeoutMs } : {}),
     repeated: logging.repeated,
     monitor,
   });

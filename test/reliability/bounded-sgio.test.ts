@@ -38,7 +38,7 @@ describe.skipIf(!isRoot)('bounded SG_IO threads', () => {
     const hung = Array.from({ length: HUNG_DEVICES }, (_, i) => new FakeDevice(dir, `hung${i}`));
     hung.forEach((d) => d.script([{ delayMs: HUNG_MS }]));
     const healthy = new FakeDevice(dir, 'healthy');
-    const daemon = await startDaemon(join(dir, 'd.sock'), ['-q', '--max-connections', String(COMMANDS + 100)], { env: fakeTargetEnv(dir) });
+    const daemon = await startDaemon(join(dir, 'd.sock'), ['-q', '--max-connections', String(COMMANDS + 100), '--max-connections-per-uid', String(COMMANDS + 100)], { env: fakeTargetEnv(dir) });
     const pid = daemon.proc.pid!;
     const fds = hung.map((d) => openSync(d.path, constants.O_RDONLY));
     const healthyFd = openSync(healthy.path, constants.O_RDONLY);
