@@ -1,4 +1,4 @@
-import { fstatSync, readFileSync, statSync } from 'node:fs';
+import { fstatSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -44,6 +44,24 @@ export function defaultStateDir(): string {
   return join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'pr-helper');
 }
 
+/**
+ * Why PR state in `dir` could have been written by someone else, or null:
+ * it must belong to us and be writable by nobody else (a missing directory
+ * is created 0700 on first use).
+ */
+function unsafeStateDir(dir: string): string | null {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    return null;
+  }
+  if (!st.isDirectory()) return 'not a directory';
+  if (st.uid !== process.geteuid!()) return `it belongs to uid ${st.uid}`;
+  if ((st.mode & 0o022) !== 0) return `it is writable by others (mode 0${(st.mode & 0o7777).toString(8)})`;
+  return null;
+}
+
 /** Initiator name for a connecting process in the embedded default configuration. */
 export function processInitiatorName(pid: number): string {
   return `iqn.2008-11.org.linux-kvm:pr-helper.pid-${pid}`;
@@ -69,6 +87,8 @@ export class SimulatedBackend implements Backend {
   /** `source` names the configuration file in error messages. */
   static async create(config: SimulationConfig | null, log: Logger, source = 'config'): Promise<SimulatedBackend> {
     const backend = new SimulatedBackend(config, config?.stateDir ?? defaultStateDir(), log);
+    const unsafe = unsafeStateDir(backend.stateDir);
+    if (unsafe !== null) throw new ConfigError(`stateDir ${backend.stateDir}: ${unsafe}; refusing to read PR state from it`);
     for (const [l, lunConfig] of (config?.luns ?? []).entries()) {
       const lun = await backend.openLun(lunConfig.name, lunConfig.targetPorts);
       for (const [p, path] of lunConfig.paths.entries()) {
