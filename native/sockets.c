@@ -187,6 +187,18 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
   return count_or_null(env, n, "sendmsg");
 }
 
+/* socketOption(fd, level, name) -> the int getsockopt() reports. */
+static napi_value socket_option(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t fd, level, name;
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (!arg_int(env, argv[0], &fd) || !arg_int(env, argv[1], &level) || !arg_int(env, argv[2], &name))
+    return throw_type(env, "socketOption(fd, level, name)");
+  if (getsockopt(fd, level, name, &value, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  return make_int(env, value);
+}
+
 /* shutdown(fd, how): lets a client send end-of-stream while still reading. */
 static napi_value shutdown_fd(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -200,7 +212,7 @@ napi_status export_sockets(napi_env env, napi_value exports) {
   static const native_export fns[] = {
       {"listenUnix", listen_unix}, {"connectUnix", connect_unix}, {"socketPair", socket_pair},
       {"accept", accept_conn},     {"recvmsg", recv_msg},         {"sendmsg", send_msg},
-      {"shutdown", shutdown_fd},
+      {"shutdown", shutdown_fd},   {"socketOption", socket_option},
   };
   static const native_constant meta[] = {
       {"count", META_COUNT}, {"truncated", META_TRUNCATED}, {"fds", META_FDS}, {"length", META_LENGTH}};

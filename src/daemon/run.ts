@@ -58,6 +58,9 @@ function openListener(options: DaemonOptions): Listener {
     } catch {
       throw new StartupError(`Socket activation failed: invalid file descriptor fd = ${activation.fd}: Bad file descriptor`);
     }
+    if (!native.isListeningUnixSocket(activation.fd)) {
+      throw new StartupError(`Socket activation failed: fd ${activation.fd} is not a listening Unix stream socket`);
+    }
     native.setCloseOnExec(activation.fd, true);
     native.setStatusFlags(activation.fd, native.getStatusFlags(activation.fd) | native.O_NONBLOCK);
     return { fd: activation.fd, ownPath: null };

@@ -178,6 +178,14 @@ describe('systemd', () => {
     expect(existsSync(socket)).toBe(true);
   });
 
+  it('LISTEN_FDS=1 with a fd 3 that is not a listening socket: one line, exit 1 (the original runs deaf)', () => {
+    for (const open of ['exec 3</etc/hostname', `exec 3<>${join(dir, 'fd3-fifo')}`]) {
+      if (open.includes('fifo')) execFileSync('mkfifo', [join(dir, 'fd3-fifo')]);
+      const run = spawnSync('/bin/sh', ['-c', `${open}; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@"`, process.execPath, DAEMON_ENTRY, '--simulate'], { encoding: 'utf8', timeout: 10_000 });
+      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 1, stderr: 'pr-helper: Socket activation failed: fd 3 is not a listening Unix stream socket\n' });
+    }
+  });
+
   it.skipIf(!haveActivate)('refuses -k together with socket activation, like the original', async () => {
     const socket = join(dir, 'activated-k.sock');
     const running = startProcess('/usr/bin/systemd-socket-activate', ['-l', socket, process.execPath, DAEMON_ENTRY, '--simulate', '-k', join(dir, 'other.sock')], socket, { expectExit: true });
