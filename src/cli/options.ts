@@ -11,6 +11,7 @@ export const DEFAULT_MAX_DEVICE_COMMANDS = 64;
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_MAX_CONNECTIONS_PER_UID = 512;
 export const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
+export const DEFAULT_SIM_MAX_LUNS = 1024;
 
 export interface DaemonOptions {
   socket: string;
@@ -42,6 +43,8 @@ export interface DaemonOptions {
   /** --max-device-commands: SG_IO commands in flight on one device. */
   maxDeviceCommands: number;
   maxConnections: number;
+  /** --sim-max-luns: logical units the embedded simulated default makes on demand. */
+  simMaxLuns: number;
   maxConnectionsPerUid: number;
   /** --frame-timeout: handshake and rest-of-request timeout (ms); 0: none. */
   frameTimeoutMs: number;
@@ -142,6 +145,7 @@ function buildProgram(version: string): Command {
     .option('-v, --verbose', 'increase verbosity (repeatable)', (_v: string, prev: number) => prev + 1, 0)
     .option('-q, --quiet', 'only log errors')
     .option('--simulate [config]', 'serve a simulated shared SCSI disk instead of real devices (no root needed)')
+    .option('--sim-max-luns <n>', 'with --simulate and no config: logical units made on demand; beyond: LOGICAL UNIT NOT SUPPORTED', integer('--sim-max-luns', 1, 1_000_000), DEFAULT_SIM_MAX_LUNS)
     .option('--socket-mode <octal>', 'permission bits of the created socket', '0600')
     .option('--socket-group <group>', 'group owning the created socket')
     .option('--allow-uid <uids>', 'serve only these peer uids (comma separated; repeatable)', collect(integer('--allow-uid', 0, 0xfffffffe)), [])
@@ -224,6 +228,7 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         maxSgioCommands: o.maxSgioCommands,
         maxDeviceCommands: o.maxDeviceCommands,
         maxConnections: o.maxConnections,
+        simMaxLuns: o.simMaxLuns,
         maxConnectionsPerUid: o.maxConnectionsPerUid,
         frameTimeoutMs: o.frameTimeout,
         metrics: o.metrics ?? null,

@@ -33,7 +33,7 @@ export type BackendFactory = (options: DaemonOptions, log: Logger) => Promise<Ba
 const loadSimulator = () => import('../sim/simulated-backend.js');
 
 async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Backend> {
-  if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log);
+  if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log, { maxLuns: options.simMaxLuns });
   return new SgioBackend({
     timeoutMs: options.sgioTimeoutMs,
     log,
