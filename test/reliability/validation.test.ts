@@ -12,6 +12,7 @@ import { HelperClient } from '../../src/client/client.js';
 import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
 import { basicParams, prInCdb, prOutCdb } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rel-valid-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -142,8 +143,10 @@ describe('planted state files and an open stateDir', () => {
     writeFileSync(join(dir, 'disk1.img'), '');
     const daemon = await startDaemon(join(dir, 'plant.sock'), ['--simulate', config]);
     try {
-      const warnings = daemon.stderr().split('\n').filter((l) => l.includes('state file'));
-      expect(warnings.map((l) => (JSON.parse(l) as { err: { message: string } }).err.message).sort()).toEqual(['it is a symbolic link', 'it is not a regular file']);
+      const warnings = (): string[] => daemon.stderr().split('\n').filter((l) => l.includes('state file'));
+      // The log is written once per event-loop turn: wait for both lines.
+      expect(await waitFor(() => warnings().length === 2)).toBe(true);
+      expect(warnings().map((l) => (JSON.parse(l) as { err: { message: string } }).err.message).sort()).toEqual(['it is a symbolic link', 'it is not a regular file']);
       expect(daemon.stderr()).not.toContain('SECRET');
       expect(readFileSync(secret, 'utf8')).toBe('root:SECRET-HASH:20228\n');
     } finally {
