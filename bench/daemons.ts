@@ -149,8 +149,8 @@ export async function startDaemon(kind: DaemonKind, dir: string, name: string, o
     // uid 65534 must be able to create its socket (and, for APTPL, state) there.
     chmodSync(dir, 0o711);
     dir = join(dir, 'unprivileged');
-    mkdirSync(dir, { recursive: true, mode: 0o777 });
-    chmodSync(dir, 0o777);
+    mkdirSync(dir, { recursive: true, mode: 0o1777 });
+    chmodSync(dir, 0o1777);
   }
   const socket = join(dir, `${name}.sock`);
   const receiver = options.notify ? await notifyReceiver(join(dir, `${name}.notify`)) : null;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,9 +23,10 @@ typedef union {
   struct cmsghdr align;
 } fd_control;
 
-/* listenUnix(path, backlog, mode, gid) -> fd. The umask makes the inode appear
- * with its final mode, and the group (gid -1: keep) is set before listen(), so
- * no connection is possible while it is more permissive than asked. */
+/* listenUnix(path, backlog, mode, gid) -> fd. The node is born with its final
+ * mode (umask) and group (the calling thread's fsgid, gid -1: ours), and the
+ * path is never touched again: a chown() by path after bind() would follow
+ * whatever a writer of the directory swapped in (setfsgid(2) is per thread). */
 static napi_value listen_unix(napi_env env, napi_callback_info info) {
   GET_ARGS(4);
   char path[UNIX_PATH_SIZE];
@@ -37,16 +39,21 @@ static napi_value listen_unix(napi_env env, napi_callback_info info) {
   if (!fill_sockaddr(path, &sa, &salen)) return throw_errno(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, errno, "socket");
+  int old_fsgid = setfsgid((gid_t)-1);
+  if (gid >= 0) {
+    setfsgid((gid_t)gid);
+    /* setfsgid() reports no error; it fails silently without CAP_SETGID. */
+    if (setfsgid((gid_t)-1) != gid) {
+      setfsgid((gid_t)old_fsgid);
+      return close_and_throw(env, fd, EPERM, "setfsgid");
+    }
+  }
   mode_t old = umask((mode_t)(~mode & 0777));
   int rc = bind(fd, (struct sockaddr *)&sa, salen);
   int err = errno;
   umask(old);
+  setfsgid((gid_t)old_fsgid);
   if (rc < 0) return close_and_throw(env, fd, err, "bind");
-  if (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) {
-    err = errno;
-    unlink(path);
-    return close_and_throw(env, fd, err, "chown");
-  }
   if (listen(fd, backlog) < 0) return close_and_throw(env, fd, errno, "listen");
   return make_int(env, fd);
 }
@@ -180,6 +187,18 @@ static napi_value send_msg(napi_env env, napi_callback_info info) {
   return count_or_null(env, n, "sendmsg");
 }
 
+/* socketOption(fd, level, name) -> the int getsockopt() reports. */
+static napi_value socket_option(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int32_t fd, level, name;
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (!arg_int(env, argv[0], &fd) || !arg_int(env, argv[1], &level) || !arg_int(env, argv[2], &name))
+    return throw_type(env, "socketOption(fd, level, name)");
+  if (getsockopt(fd, level, name, &value, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  return make_int(env, value);
+}
+
 /* shutdown(fd, how): lets a client send end-of-stream while still reading. */
 static napi_value shutdown_fd(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -193,7 +212,7 @@ napi_status export_sockets(napi_env env, napi_value exports) {
   static const native_export fns[] = {
       {"listenUnix", listen_unix}, {"connectUnix", connect_unix}, {"socketPair", socket_pair},
       {"accept", accept_conn},     {"recvmsg", recv_msg},         {"sendmsg", send_msg},
-      {"shutdown", shutdown_fd},
+      {"shutdown", shutdown_fd},   {"socketOption", socket_option},
   };
   static const native_constant meta[] = {
       {"count", META_COUNT}, {"truncated", META_TRUNCATED}, {"fds", META_FDS}, {"length", META_LENGTH}};

@@ -3,7 +3,9 @@
  * of the package are found at its root only and a broken install names its
  * own repair.
  */
-import { basename, dirname } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { foreignWriter } from './io/trusted-directory.js';
 import { fileURLToPath } from 'node:url';
 
 /** Where the Debian package (npm run package:deb) installs the package root. */
@@ -42,3 +44,44 @@ export function repairAdvice(kind: InstallKind, root: string): string {
 
 /** The installation is incomplete or damaged; the message is one line that ends with the repair. */
 export class InstallationError extends Error {}
+
+/** What runs as code: the compiled sources, the addon, the dependencies (and the manifest naming them). */
+const CODE_PATHS = ['package.json', 'dist/src', 'build/Release', 'node_modules'];
+
+/**
+ * Why running the package at `root` as root would run code someone else
+ * could have changed, or null: every file and directory it loads code from
+ * must belong to root and be writable by nobody else, and so must the
+ * directories above the root (an npm install with a careless umask, or a
+ * `chmod -R a+w`, would otherwise let any local user run code with the
+ * daemon's CAP_SYS_RAWIO).
+ */
+export function untrustedCode(root: string): string | null {
+  const above = foreignWriter(root);
+  if (above !== null) return above;
+  const seen = new Set<string>();
+  const check = (path: string): string | null => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return null;
+    }
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return null;
+    seen.add(id);
+    if (st.uid !== 0) return `${path} belongs to uid ${st.uid}`;
+    if ((st.mode & 0o022) !== 0) return `${path} is writable by others (mode 0${(st.mode & 0o7777).toString(8)})`;
+    if (!st.isDirectory()) return null;
+    for (const name of readdirSync(path)) {
+      const found = check(join(path, name));
+      if (found !== null) return found;
+    }
+    return null;
+  };
+  for (const part of CODE_PATHS) {
+    const found = check(join(root, part));
+    if (found !== null) return found;
+  }
+  return null;
+}

@@ -3,7 +3,7 @@
  * in one line how to repair it, while -V and --help keep working.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -84,5 +84,24 @@ describe('without the native addon', () => {
     } finally {
       rmSync(join(root, 'build'), { recursive: true });
     }
+  });
+});
+
+describe.skipIf(process.geteuid?.() !== 0)('as root, a tree others can write', () => {
+  it('is refused with one line before any of its code is loaded; a root-only tree runs', () => {
+    const tree = join(scratch, 'writable', 'pkg');
+    mkdirSync(join(tree, 'dist'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'dist/src'), join(tree, 'dist/src'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'build/Release/pr_native.node'), join(tree, ADDON), { recursive: true });
+    copyFileSync(join(REPO_ROOT, 'package.json'), join(tree, 'package.json'));
+    symlinkSync(join(REPO_ROOT, 'node_modules'), join(tree, 'node_modules'));
+    const start = () => spawnSync(process.execPath, [join(tree, 'dist/src/cli/main.js'), '-V'], { encoding: 'utf8', timeout: 30_000 });
+    expect(start()).toMatchObject({ status: 0, stderr: '' });
+    const file = join(tree, 'dist/src/daemon/run.js');
+    chmodSync(file, 0o666);
+    expect(start()).toMatchObject({ status: 1, stdout: '', stderr: `pr-helper: refusing to run as root: ${file} is writable by others (mode 0666), so others could change the code\n` });
+    chmodSync(file, 0o644);
+    chmodSync(join(scratch, 'writable'), 0o777);
+    expect(start()).toMatchObject({ status: 1, stderr: `pr-helper: refusing to run as root: ${join(scratch, 'writable')} is writable by others (mode 0777), so others could change the code\n` });
   });
 });

@@ -471,8 +471,9 @@ export class MultipathRouter {
     if (this.pendingOpens.has(path.node)) {
       return unreachable(path.name, `open of ${path.node} from an earlier request has not returned yet`);
     }
-    // O_NONBLOCK: no media checks in sd_open. libuv adds O_CLOEXEC itself.
-    const opening = this.openFile(path.node, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+    // O_NONBLOCK: no media checks in sd_open. O_NOFOLLOW: a symlink planted
+    // at the node is never followed. libuv adds O_CLOEXEC itself.
+    const opening = this.openFile(path.node, fsConstants.O_RDWR | fsConstants.O_NONBLOCK | fsConstants.O_NOFOLLOW);
     const tracked = opening.then(
       () => undefined,
       () => undefined,
@@ -492,10 +493,16 @@ export class MultipathRouter {
         return unreachable(path.name, `open of ${path.node} did not return within ${this.openTimeoutMs} ms`);
       }
       this.accessLogged.delete(path.node);
+      // Only the block device sysfs names may receive the map's commands.
       const identity = this.identify(fd);
-      if (path.devno !== null && identity?.block && `${identity.major}:${identity.minor}` !== path.devno) {
+      const mismatch =
+        !identity?.block ? `${path.node} is not a block device`
+        : path.devno === null ? `sysfs names no device number for ${path.name}`
+        : `${identity.major}:${identity.minor}` !== path.devno ? `${path.node} is device ${identity.major}:${identity.minor}, sysfs says ${path.devno}`
+        : null;
+      if (mismatch !== null) {
         closeFd(fd);
-        return unreachable(path.name, `${path.node} is device ${identity.major}:${identity.minor}, sysfs says ${path.devno}`);
+        return unreachable(path.name, mismatch);
       }
       return fd;
     } catch (err) {

@@ -2,7 +2,7 @@
 import './ignore-debug-signal.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InstallationError, PACKAGE_ROOT } from '../installation.js';
+import { InstallationError, PACKAGE_ROOT, untrustedCode } from '../installation.js';
 import { parseArguments, PROGRAM } from './options.js';
 
 // Node sets comm (prctl PR_SET_NAME) and rewrites the command line, so
@@ -15,6 +15,10 @@ function packageVersion(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (process.geteuid?.() === 0) {
+    const reason = untrustedCode(PACKAGE_ROOT);
+    if (reason !== null) throw new InstallationError(`refusing to run as root: ${reason}, so others could change the code`);
+  }
   // qemu-pr-helper ignores positional words and its callers (libvirt, units) start
   // with options, so a leading word is free to select a subcommand. Loaded
   // lazily so the daemon does not pay for them, and the daemon itself only

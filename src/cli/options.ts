@@ -6,6 +6,12 @@ export const PROGRAM = 'pr-helper';
 export const DEFAULT_SOCKET = '/var/run/qemu-pr-helper.sock';
 export const DEFAULT_PIDFILE = '/var/run/qemu-pr-helper.pid';
 export const DEFAULT_SGIO_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_SGIO_COMMANDS = 256;
+export const DEFAULT_MAX_DEVICE_COMMANDS = 64;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+export const DEFAULT_MAX_CONNECTIONS_PER_UID = 512;
+export const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
+export const DEFAULT_SIM_MAX_LUNS = 1024;
 
 export interface DaemonOptions {
   socket: string;
@@ -30,7 +36,18 @@ export interface DaemonOptions {
   /** --log-file or -T file=: append the log here instead of stderr. */
   logFile: string | null;
   sgioTimeoutMs: number;
-  maxConnections: number | undefined;
+  /** --allow-partial-devices: PR on partitions and partial dm devices, as the original. */
+  allowPartialDevices: boolean;
+  /** --max-sgio-commands: SG_IO commands (threads) in flight in all. */
+  maxSgioCommands: number;
+  /** --max-device-commands: SG_IO commands in flight on one device. */
+  maxDeviceCommands: number;
+  maxConnections: number;
+  /** --sim-max-luns: logical units the embedded simulated default makes on demand. */
+  simMaxLuns: number;
+  maxConnectionsPerUid: number;
+  /** --frame-timeout: handshake and rest-of-request timeout (ms); 0: none. */
+  frameTimeoutMs: number;
   /** --metrics: where to serve Prometheus metrics; null: nowhere. */
   metrics: MetricsAddress | null;
 }
@@ -128,6 +145,7 @@ function buildProgram(version: string): Command {
     .option('-v, --verbose', 'increase verbosity (repeatable)', (_v: string, prev: number) => prev + 1, 0)
     .option('-q, --quiet', 'only log errors')
     .option('--simulate [config]', 'serve a simulated shared SCSI disk instead of real devices (no root needed)')
+    .option('--sim-max-luns <n>', 'with --simulate and no config: logical units made on demand; beyond: LOGICAL UNIT NOT SUPPORTED', integer('--sim-max-luns', 1, 1_000_000), DEFAULT_SIM_MAX_LUNS)
     .option('--socket-mode <octal>', 'permission bits of the created socket', '0600')
     .option('--socket-group <group>', 'group owning the created socket')
     .option('--allow-uid <uids>', 'serve only these peer uids (comma separated; repeatable)', collect(integer('--allow-uid', 0, 0xfffffffe)), [])
@@ -135,7 +153,12 @@ function buildProgram(version: string): Command {
     .addOption(new Option('--log-format <format>', 'log lines as JSON or as text (default: text under journald, else json)').choices(['json', 'pretty']))
     .option('--log-file <path>', 'append the log to this file instead of stderr (reopened on SIGUSR2)')
     .option('--sgio-timeout <ms>', 'SG_IO timeout in milliseconds', integer('--sgio-timeout', 1, 3_600_000), DEFAULT_SGIO_TIMEOUT_MS)
-    .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000))
+    .option('--max-sgio-commands <n>', 'SG_IO commands (each on its own thread) in flight in all; beyond: BUSY', integer('--max-sgio-commands', 1, 4096), DEFAULT_MAX_SGIO_COMMANDS)
+    .option('--max-device-commands <n>', 'SG_IO commands in flight on one device; beyond: BUSY', integer('--max-device-commands', 1, 4096), DEFAULT_MAX_DEVICE_COMMANDS)
+    .option('--allow-partial-devices', 'serve PR on partitions and partial device-mapper devices (it acts on the whole LUN)')
+    .option('--max-connections <n>', 'close connections beyond this many', integer('--max-connections', 1, 1_000_000), DEFAULT_MAX_CONNECTIONS)
+    .option('--max-connections-per-uid <n>', 'close connections of one peer uid beyond this many', integer('--max-connections-per-uid', 1, 1_000_000), DEFAULT_MAX_CONNECTIONS_PER_UID)
+    .option('--frame-timeout <ms>', 'close a connection whose handshake or started request takes longer (0: never); idle connections stay open', integer('--frame-timeout', 0, 3_600_000), DEFAULT_FRAME_TIMEOUT_MS)
     .option('--metrics <address>', 'serve Prometheus metrics at http://ADDRESS/metrics: a Unix socket PATH or loopback HOST:PORT', metricsAddress)
     .allowExcessArguments(true)
     .addHelpText('after', SUBCOMMANDS_HELP)
@@ -201,7 +224,13 @@ export function parseArguments(argv: readonly string[], version: string): ParseO
         logFormat: o.logFormat ?? null,
         logFile: logFileOf(o.logFile, traces.flatMap((t) => (t.file === null ? [] : [t.file]))),
         sgioTimeoutMs: o.sgioTimeout,
+        allowPartialDevices: Boolean(o.allowPartialDevices),
+        maxSgioCommands: o.maxSgioCommands,
+        maxDeviceCommands: o.maxDeviceCommands,
         maxConnections: o.maxConnections,
+        simMaxLuns: o.simMaxLuns,
+        maxConnectionsPerUid: o.maxConnectionsPerUid,
+        frameTimeoutMs: o.frameTimeout,
         metrics: o.metrics ?? null,
       },
     };

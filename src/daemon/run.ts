@@ -33,8 +33,14 @@ export type BackendFactory = (options: DaemonOptions, log: Logger) => Promise<Ba
 const loadSimulator = () => import('../sim/simulated-backend.js');
 
 async function defaultBackend(options: DaemonOptions, log: Logger): Promise<Backend> {
-  if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log);
-  return new SgioBackend({ timeoutMs: options.sgioTimeoutMs, log });
+  if (options.simulate !== null) return (await loadSimulator()).createSimulatedBackend(options.simulate, log, { maxLuns: options.simMaxLuns });
+  return new SgioBackend({
+    timeoutMs: options.sgioTimeoutMs,
+    log,
+    allowPartialDevices: options.allowPartialDevices,
+    maxCommands: options.maxSgioCommands,
+    maxDeviceCommands: options.maxDeviceCommands,
+  });
 }
 
 interface Listener {
@@ -51,6 +57,9 @@ function openListener(options: DaemonOptions): Listener {
       fstatSync(activation.fd);
     } catch {
       throw new StartupError(`Socket activation failed: invalid file descriptor fd = ${activation.fd}: Bad file descriptor`);
+    }
+    if (!native.isListeningUnixSocket(activation.fd)) {
+      throw new StartupError(`Socket activation failed: fd ${activation.fd} is not a listening Unix stream socket`);
     }
     native.setCloseOnExec(activation.fd, true);
     native.setStatusFlags(activation.fd, native.getStatusFlags(activation.fd) | native.O_NONBLOCK);
@@ -212,6 +221,8 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     log,
     access: { allowUids: options.allowUids, allowGids: options.allowGids },
     maxConnections: options.maxConnections,
+    maxConnectionsPerUid: options.maxConnectionsPerUid,
+    ...(options.frameTimeoutMs > 0 ? { frameTimeoutMs: options.frameTimeoutMs } : {}),
     repeated: logging.repeated,
     monitor,
   });

@@ -5,6 +5,8 @@ export interface Chunk {
   readonly data: Buffer;
   /** Descriptors that arrived with these bytes; the reader owns them. */
   readonly fds: number[];
+  /** The kernel dropped descriptors sent with these bytes (MSG_CTRUNC). */
+  readonly truncated: boolean;
 }
 
 /**
@@ -48,7 +50,7 @@ export class FdStream {
         got.fds.forEach((fd) => closeSync(fd));
         return null;
       }
-      return { data: buffer.subarray(0, got.bytes), fds: got.fds };
+      return { data: buffer.subarray(0, got.bytes), fds: got.fds, truncated: got.truncated };
     }
   }
 

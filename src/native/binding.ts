@@ -98,6 +98,7 @@ interface NativeAddon {
   shutdown(fd: number, how: number): void;
   fcntl(fd: number, cmd: number, arg?: number): number;
   lockFile(fd: number): void;
+  socketOption(fd: number, level: number, name: number): number;
   poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
   pollClose(handle: PollHandle): void;
@@ -206,9 +207,30 @@ const F_SETFL = 4;
 const FD_CLOEXEC = 1;
 export const O_ACCMODE = 3;
 export const O_RDONLY = 0;
+export const O_WRONLY = 1;
 export const O_NONBLOCK = 0o4000;
 /** O_PATH descriptors report this access-mode-less flag in F_GETFL. */
 export const O_PATH = 0o10000000;
+
+const SOL_SOCKET = 1;
+const SO_TYPE = 3;
+const SO_ACCEPTCONN = 30;
+const SO_DOMAIN = 39;
+const SOCK_STREAM = 1;
+const AF_UNIX = 1;
+
+/** Whether fd is a Unix stream socket in the listening state. */
+export function isListeningUnixSocket(fd: number): boolean {
+  try {
+    return (
+      addon.socketOption(fd, SOL_SOCKET, SO_DOMAIN) === AF_UNIX &&
+      addon.socketOption(fd, SOL_SOCKET, SO_TYPE) === SOCK_STREAM &&
+      addon.socketOption(fd, SOL_SOCKET, SO_ACCEPTCONN) === 1
+    );
+  } catch {
+    return false;
+  }
+}
 
 export function getStatusFlags(fd: number): number {
   return addon.fcntl(fd, F_GETFL);

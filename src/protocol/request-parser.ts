@@ -16,6 +16,8 @@ export const CloseReason = {
   INVALID_CDB: { code: 'invalid-cdb', message: 'Invalid CDB, closing socket.' },
   TRANSFER_TOO_LONG: { code: 'transfer-too-long', message: null },
   PARAMS_EOF: { code: 'params-eof', message: 'Unexpected end-of-file before all data were read' },
+  /** Ours: the original waits forever for a handshake or the rest of a request. */
+  TIMEOUT: { code: 'timeout', message: null },
 } as const;
 export type CloseReason = (typeof CloseReason)[keyof typeof CloseReason];
 
@@ -23,6 +25,8 @@ export type ParseStep =
   | { readonly kind: 'more' }
   | { readonly kind: 'handshake' }
   | { readonly kind: 'request'; readonly request: PrRequest }
+  /** A whole request whose descriptor the kernel could not install (MSG_CTRUNC): answer BUSY, keep the connection. */
+  | { readonly kind: 'lost-fd'; readonly request: Pick<PrRequest, 'direction' | 'transferLength'> }
   | { readonly kind: 'close'; readonly reason: CloseReason; readonly detail?: Record<string, unknown> };
 
 export interface ParseResult {
@@ -51,6 +55,8 @@ export class RequestParser {
   private fd: number | null = null;
   private direction: Direction = 'in';
   private length = 0;
+  /** The descriptor of the request being read was dropped by the kernel. */
+  private fdLost = false;
 
   /** Exact number of bytes to read next; never 0 while a stage is open. */
   wanted(): number {
@@ -64,12 +70,24 @@ export class RequestParser {
     }
   }
 
-  push(data: Uint8Array, fds: readonly number[]): ParseResult {
+  /** True while a request is partly read (or the handshake not done): the peer owes bytes. */
+  midFrame(): boolean {
+    return this.stage !== 'cdb' || this.filled > 0;
+  }
+
+  /**
+   * `truncated`: the kernel dropped descriptors sent with these bytes
+   * (MSG_CTRUNC, e.g. when the daemon is out of descriptors). Such a
+   * request is still read whole, so that framing holds, and answered BUSY
+   * rather than closed as "No file descriptor in request.".
+   */
+  push(data: Uint8Array, fds: readonly number[], truncated = false): ParseResult {
     if (data.length > this.wanted()) throw new RangeError(`pushed ${data.length} bytes, wanted ${this.wanted()}`);
     switch (this.stage) {
       case 'handshake':
         return this.pushHandshake(data, fds);
       case 'cdb':
+        if (truncated) this.fdLost = true;
         return this.pushCdb(data, fds);
       case 'params':
         return this.pushParams(data, fds);
@@ -116,18 +134,23 @@ export class RequestParser {
     const cdb = Buffer.from(this.buffer);
     const fd = this.fd;
     this.fd = null;
-    if (fd === null) return { step: { kind: 'close', reason: CloseReason.NO_FD }, discard: [] };
+    const lost = fd === null && this.fdLost;
+    this.fdLost = false;
+    if (fd === null && !lost) return { step: { kind: 'close', reason: CloseReason.NO_FD }, discard: [] };
+    const own = fd === null ? [] : [fd];
     const direction = directionOf(cdb[0]!);
     if (direction === null) {
-      return { step: { kind: 'close', reason: CloseReason.INVALID_CDB, detail: { opcode: cdb[0] } }, discard: [fd] };
+      return { step: { kind: 'close', reason: CloseReason.INVALID_CDB, detail: { opcode: cdb[0] } }, discard: own };
     }
     const length = transferLength(cdb);
     if (length > MAX_TRANSFER) {
-      return { step: { kind: 'close', reason: CloseReason.TRANSFER_TOO_LONG, detail: { length } }, discard: [fd] };
+      return { step: { kind: 'close', reason: CloseReason.TRANSFER_TOO_LONG, detail: { length } }, discard: own };
     }
     if (direction === 'in' || length === 0) {
+      if (fd === null) return { step: { kind: 'lost-fd', request: { direction, transferLength: length } }, discard: [] };
       return { step: { kind: 'request', request: { cdb, direction, transferLength: length, params: NO_PARAMS, fd } }, discard: [] };
     }
+    this.fdLost = lost;
     this.cdb = cdb;
     this.fd = fd;
     this.direction = direction;
@@ -142,6 +165,11 @@ export class RequestParser {
     this.buffer.set(data, this.filled);
     this.filled += data.length;
     if (this.filled < this.length) return { step: { kind: 'more' }, discard: fds };
+    if (this.fdLost) {
+      const step = { kind: 'lost-fd', request: { direction: this.direction, transferLength: this.length } } as const;
+      this.reset();
+      return { step, discard: fds };
+    }
     const request: PrRequest = {
       cdb: this.cdb!,
       direction: this.direction,
@@ -149,11 +177,17 @@ export class RequestParser {
       params: this.buffer,
       fd: this.fd!,
     };
+    this.reset();
+    return { step: { kind: 'request', request }, discard: fds };
+  }
+
+  /** Back to waiting for a CDB. */
+  private reset(): void {
     this.cdb = null;
     this.fd = null;
+    this.fdLost = false;
     this.filled = 0;
     this.buffer = Buffer.alloc(CDB_SIZE);
     this.stage = 'cdb';
-    return { step: { kind: 'request', request }, discard: fds };
   }
 }

@@ -9,12 +9,13 @@ import type { Monitor } from '../observe/monitor.js';
 import type { PeerFields } from '../observe/peer-identity.js';
 import { SUPPORTED_FEATURES } from '../protocol/constants.js';
 import type { PrRequest } from '../protocol/request.js';
-import { RequestParser, type CloseReason } from '../protocol/request-parser.js';
+import { CloseReason, RequestParser } from '../protocol/request-parser.js';
 import { encodeHandshake, encodeResponse } from '../protocol/response.js';
 import { failureKey, outcomeLevel, outcomeLine } from '../observe/command-outcome.js';
 import { describePrCommand, describeSense, statusName } from '../scsi/pr-describe.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
+import { accessRefusal } from './descriptor-rights.js';
 
 export interface ConnectionContext {
   readonly backend: Backend;
@@ -26,6 +27,12 @@ export interface ConnectionContext {
   readonly devices: DeviceIdentities;
   /** Counts every completed command. */
   readonly monitor: Monitor;
+  /**
+   * How long the handshake, and the rest of a request once its first byte
+   * came, may take; between requests a connection may stay idle forever, as
+   * QEMU's does from start-up to the guest's first PR command.
+   */
+  readonly frameTimeoutMs: number | null;
 }
 
 /** A connection as `pr-helper status` shows it. */
@@ -53,6 +60,8 @@ export class Connection {
   /** The command being executed and since when (hrtime), for status and the in-flight metrics. */
   private current: PrRequest | null = null;
   private currentSince = 0n;
+  private frameTimer: NodeJS.Timeout | null = null;
+  private timedOut = false;
 
   constructor(
     private readonly stream: FdStream,
@@ -117,6 +126,15 @@ export class Connection {
     while (this.ctx.accepting()) {
       const next = await this.readUntilStep();
       if (next.kind === 'close') return this.dropped(next.reason, next.detail);
+      if (next.kind === 'lost-fd') {
+        this.ctx.repeated.write(this.log, 'warn', this.peer, {}, 'descriptor of a request lost (daemon out of descriptors?); replying BUSY');
+        try {
+          await this.stream.write(encodeResponse(next.request, { status: ScsiStatus.BUSY }));
+        } catch {
+          return 'reply could not be written';
+        }
+        continue;
+      }
       if (next.kind !== 'request') continue;
       const reply = await this.execute(next.request);
       try {
@@ -138,20 +156,36 @@ export class Connection {
   private async readUntilStep(): Promise<
     | { kind: 'handshake' }
     | { kind: 'request'; request: PrRequest }
+    | { kind: 'lost-fd'; request: Pick<PrRequest, 'direction' | 'transferLength'> }
     | { kind: 'close'; reason: CloseReason | null; detail?: Record<string, unknown> }
   > {
-    for (;;) {
-      const chunk = await this.stream.read(this.parser.wanted());
-      if (!chunk) {
-        const end = this.parser.end();
-        end.discard.forEach(closeQuietly);
-        if (this.stream.isClosed) return { kind: 'close', reason: null };
-        return end.step as { kind: 'close'; reason: CloseReason };
+    try {
+      for (;;) {
+        if (this.parser.midFrame()) this.armFrameTimer();
+        const chunk = await this.stream.read(this.parser.wanted());
+        if (!chunk) {
+          const end = this.parser.end();
+          end.discard.forEach(closeQuietly);
+          if (this.timedOut) return { kind: 'close', reason: CloseReason.TIMEOUT, detail: { ms: this.ctx.frameTimeoutMs } };
+          if (this.stream.isClosed) return { kind: 'close', reason: null };
+          return end.step as { kind: 'close'; reason: CloseReason };
+        }
+        const result = this.parser.push(chunk.data, chunk.fds, chunk.truncated);
+        result.discard.forEach(closeQuietly);
+        if (result.step.kind !== 'more') return result.step;
       }
-      const result = this.parser.push(chunk.data, chunk.fds);
-      result.discard.forEach(closeQuietly);
-      if (result.step.kind !== 'more') return result.step;
+    } finally {
+      if (this.frameTimer) clearTimeout(this.frameTimer);
+      this.frameTimer = null;
     }
+  }
+
+  private armFrameTimer(): void {
+    if (this.frameTimer || this.ctx.frameTimeoutMs === null) return;
+    this.frameTimer = setTimeout(() => {
+      this.timedOut = true;
+      this.stream.close();
+    }, this.ctx.frameTimeoutMs);
   }
 
   private dropped(reason: CloseReason | null, detail?: Record<string, unknown>): string {
@@ -220,13 +254,15 @@ export class Connection {
   }
 
   private async dispatch(request: PrRequest): Promise<BackendResult> {
-    let flags: number;
+    let flags: number | null;
     try {
       flags = native.getStatusFlags(request.fd);
     } catch {
-      flags = native.O_RDONLY;
+      flags = null;
     }
-    if (flags & native.O_NONBLOCK) {
+    const refusal = accessRefusal(request.direction, flags);
+    if (refusal !== null) return refusal;
+    if (flags !== null && flags & native.O_NONBLOCK) {
       // O_NONBLOCK travels with SCM_RIGHTS and the open file description is
       // shared with the sender; the original clears it, visibly to the client.
       try {
@@ -234,9 +270,6 @@ export class Connection {
       } catch {
         // Not every descriptor accepts F_SETFL; the command still runs.
       }
-    }
-    if (request.direction === 'out' && (flags & native.O_ACCMODE) === native.O_RDONLY) {
-      return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.INVALID_OPCODE) };
     }
     try {
       const { cdb, direction, transferLength, params, fd } = request;

@@ -1,4 +1,6 @@
-import { closeSync, lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { foreignWriter } from '../io/trusted-directory.js';
 import * as native from '../native/binding.js';
 
 export interface ListenOptions {
@@ -22,13 +24,36 @@ export class ListenError extends Error {}
 export function createListenSocket(path: string, options: ListenOptions): number {
   if (!path.startsWith('/')) throw new ListenError('socket path must be absolute');
   if (Buffer.byteLength(path) > 107) throw new ListenError(`UNIX socket path '${path}' is too long`);
+  const gid = bindGroup(path, options.gid);
   removeStaleSocket(path);
   try {
-    return native.listenUnix(path, options.backlog, options.mode, options.gid ?? -1);
+    return native.listenUnix(path, options.backlog, options.mode, gid);
   } catch (err) {
-    const what = (err as native.SystemError).syscall === 'chown' ? `give ${path} to group ${options.gid}` : `listen on ${path}`;
-    throw new ListenError(`cannot ${what}: ${(err as Error).message}`);
+    if (native.isSystemError(err, 'EPERM') && err.syscall === 'setfsgid') {
+      throw new ListenError(
+        `cannot create ${path} with group ${options.gid}: that needs CAP_SETGID unless it is our own group ` +
+          '(run as root, or create the socket in a set-group-ID directory of that group)',
+      );
+    }
+    throw new ListenError(`cannot listen on ${path}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The group to create the node with (-1: the kernel's default). In a
+ * set-group-ID directory the kernel gives the node the directory's group
+ * whatever our file-system gid is, so the request must match it.
+ */
+function bindGroup(path: string, gid: number | undefined): number {
+  const writer = foreignWriter(dirname(path));
+  if (writer !== null) throw new ListenError(`refusing to create the socket ${path}: ${writer}, so the socket could be replaced`);
+  if (gid === undefined) return -1;
+  const dir = statSync(dirname(path));
+  if ((dir.mode & 0o2000) === 0) return gid;
+  if (dir.gid !== gid) {
+    throw new ListenError(`cannot give ${path} group ${gid}: ${dirname(path)} is set-group-ID, so its sockets get group ${dir.gid}`);
+  }
+  return -1;
 }
 
 function removeStaleSocket(path: string): void {

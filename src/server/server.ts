@@ -1,4 +1,4 @@
-import { closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { FdStream } from '../io/fd-stream.js';
@@ -22,6 +22,10 @@ export interface ServerOptions {
   readonly access?: AccessPolicy;
   /** Connections beyond this are closed right after accept, with a log line. */
   readonly maxConnections?: number;
+  /** Connections of one peer uid beyond this are closed likewise. */
+  readonly maxConnectionsPerUid?: number;
+  /** See ConnectionContext.frameTimeoutMs; none by default. */
+  readonly frameTimeoutMs?: number;
   /** Rate limit for lines a peer can repeat; by default one of its own on `log`. */
   readonly repeated?: RepeatedLines;
   /** Names devices in log lines; by default from the real sysfs. */
@@ -45,6 +49,13 @@ export class HelperServer {
   private acceptRetry: NodeJS.Timeout | null = null;
   private accepting = false;
   private nextId = 1;
+  private readonly perUid = new Map<number, number>();
+  /**
+   * Held open to be given up when accept() fails for want of descriptors,
+   * so that the pending connection can be accepted and closed instead of
+   * staying queued (with every later one) until a descriptor frees up.
+   */
+  private reserveFd: number | null = null;
   private readonly repeated: RepeatedLines;
   private readonly devices: DeviceIdentities;
   readonly monitor: Monitor;
@@ -79,6 +90,7 @@ export class HelperServer {
 
   start(): void {
     this.accepting = true;
+    this.reserveFd = openSync('/dev/null', 'r');
     this.watch = native.poll(this.options.listenFd, native.PollEvent.READABLE, () => this.acceptPending());
   }
 
@@ -93,6 +105,8 @@ export class HelperServer {
     if (this.watch) native.pollClose(this.watch);
     this.watch = null;
     closeSync(this.options.listenFd);
+    if (this.reserveFd !== null) closeSync(this.reserveFd);
+    this.reserveFd = null;
     for (const conn of this.connections) conn.closeIfIdle();
     await Promise.all(this.finished);
   }
@@ -103,12 +117,37 @@ export class HelperServer {
       try {
         accepted = native.accept(this.options.listenFd);
       } catch (err) {
+        if (this.shedWithReserve(err)) continue;
         this.pauseAccepting(err as Error);
         return;
       }
       if (!accepted) return;
       this.admit(accepted);
     }
+  }
+
+  /** Out of descriptors: accepts one pending connection on the reserve and closes it. */
+  private shedWithReserve(err: unknown): boolean {
+    if (this.reserveFd === null || !(native.isSystemError(err, 'EMFILE') || native.isSystemError(err, 'ENFILE'))) return false;
+    closeSync(this.reserveFd);
+    this.reserveFd = null;
+    let shed: native.AcceptedConnection | null = null;
+    try {
+      shed = native.accept(this.options.listenFd);
+    } catch {
+      // Still none: pauseAccepting takes over.
+    }
+    if (shed) {
+      closeSync(shed.fd);
+      this.monitor.connectionRefused('connection-limit');
+      this.repeated.write(this.options.log, 'warn', shed, { peer: { pid: shed.pid, uid: shed.uid, gid: shed.gid } }, 'out of descriptors; connection closed');
+    }
+    try {
+      this.reserveFd = openSync('/dev/null', 'r');
+    } catch {
+      // Taken by then; the next shortage pauses accepting instead.
+    }
+    return shed !== null;
   }
 
   /**
@@ -144,6 +183,16 @@ export class HelperServer {
       closeSync(fd);
       return;
     }
+    const ofUid = this.perUid.get(peer.uid) ?? 0;
+    const maxOfUid = this.options.maxConnectionsPerUid;
+    if (maxOfUid !== undefined && ofUid >= maxOfUid) {
+      const log = this.options.log.child({ conn: id });
+      this.monitor.connectionRefused('connection-limit');
+      this.repeated.write(log, 'warn', peer, () => ({ peer, ...identifyPeer(peer.pid, procRoot), max: maxOfUid }), 'connection limit of this uid reached; connection closed');
+      closeSync(fd);
+      return;
+    }
+    this.perUid.set(peer.uid, ofUid + 1);
     this.monitor.connectionAccepted();
     // Who the peer is goes into every line of the connection; /proc is read once, here.
     const identity = identifyPeer(peer.pid, procRoot);
@@ -152,13 +201,23 @@ export class HelperServer {
     const conn = new Connection(
       new FdStream(fd),
       peer,
-      { backend: this.options.backend, accepting: () => this.accepting, repeated: this.repeated, devices: this.devices, monitor: this.monitor },
+      {
+        backend: this.options.backend,
+        accepting: () => this.accepting,
+        repeated: this.repeated,
+        devices: this.devices,
+        monitor: this.monitor,
+        frameTimeoutMs: this.options.frameTimeoutMs ?? null,
+      },
       log,
       { conn: id, ...identity },
     );
     this.connections.add(conn);
     const done: Promise<void> = conn.run().finally(() => {
       this.connections.delete(conn);
+      const left = this.perUid.get(peer.uid)! - 1;
+      if (left === 0) this.perUid.delete(peer.uid);
+      else this.perUid.set(peer.uid, left);
       this.finished.delete(done);
     });
     this.finished.add(done);

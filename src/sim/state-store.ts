@@ -4,7 +4,8 @@
  * leaves either the old or the new state, never a torn file.
  */
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parsePersistedLunState, type PersistedLunState } from './persisted-state.js';
 
@@ -14,6 +15,11 @@ export interface WarnLog {
 }
 
 const STATE_SUFFIX = '.pr-state.json';
+/** Far more than a LUN with every registration SPC-4 allows needs; a larger file is not ours. */
+const MAX_STATE_BYTES = 4 << 20;
+
+/** Why a state file is refused before it is parsed; its message holds nothing from the file. */
+class StateFileRefused extends Error {}
 const TEMP_INFIX = '.tmp-';
 
 /**
@@ -91,16 +97,42 @@ export async function loadLunState(dir: string, lunName: string, log: WarnLog): 
   const file = join(dir, fileName);
   await removeStaleTemporaries(dir, fileName);
   try {
-    return parsePersistedLunState(JSON.parse(await readFile(file, 'utf8')));
+    return parsePersistedLunState(JSON.parse(await readStateFile(file)));
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return null;
+    // JSON.parse's message quotes the file: never log what it holds.
+    const reason = err instanceof SyntaxError ? new SyntaxError('the file is not valid JSON') : err;
     try {
       const keptAs = await keepAside(file);
-      log.warn({ file, err, keptAs }, 'PR state file is unusable; kept aside, starting without persisted reservations');
+      log.warn({ file, err: reason, keptAs }, 'PR state file is unusable; kept aside, starting without persisted reservations');
     } catch (asideErr) {
-      log.warn({ file, err, asideErr }, 'PR state file is unusable and could not be kept aside; starting without persisted reservations');
+      log.warn({ file, err: reason, asideErr }, 'PR state file is unusable and could not be kept aside; starting without persisted reservations');
     }
     return null;
+  }
+}
+
+/**
+ * The file's text, if it is a regular file of ours of sane size. Opened
+ * without following a symlink and without blocking on a FIFO someone
+ * planted in the directory.
+ */
+async function readStateFile(file: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (isErrno(err, 'ELOOP')) throw new StateFileRefused('it is a symbolic link');
+    throw err;
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new StateFileRefused('it is not a regular file');
+    if (st.uid !== process.geteuid!()) throw new StateFileRefused(`it belongs to uid ${st.uid}`);
+    if (st.size > MAX_STATE_BYTES) throw new StateFileRefused(`it is larger than ${MAX_STATE_BYTES} bytes`);
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
   }
 }
 

@@ -18,6 +18,7 @@ import { REPO_ROOT } from '../helpers/repo-root.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../helpers/fake-target.js';
 import { settledFdCount } from '../helpers/fds.js';
 import { sleep } from '../helpers/wait.js';
+import { O_PATH } from '../../src/native/binding.js';
 
 const ENTRY = join(REPO_ROOT, 'dist/test/e2e/tools/multipath-fake-daemon.js');
 const isRoot = process.getuid?.() === 0;
@@ -181,6 +182,23 @@ describe.skipIf(!isRoot)('multipath through the socket (LD_PRELOAD fake target)'
     expect(rig.sda.calls()).toHaveLength(2);
     expect(rig.sda.calls()[1]!.tid).not.toBe(rig.sdb.calls()[0]!.tid);
   }, 20_000);
+
+  it('an O_PATH descriptor of the map (no read permission needed) gets no PR IN through the paths', async () => {
+    rig.sda.script([{ data: KEYS_DATA }]);
+    rig.sdb.script([{ data: KEYS_DATA }]);
+    const fd = openSync(rig.map, O_PATH);
+    try {
+      const client = await HelperClient.connect(rig.socket);
+      for (const action of [PrInAction.READ_KEYS, PrInAction.READ_FULL_STATUS]) {
+        const reply = await client.execute(prInCdb(action, 256), fd);
+        expect({ status: reply.status, data: reply.data.length }).toEqual({ status: CHECK, data: 0 });
+      }
+      client.close();
+    } finally {
+      closeSync(fd);
+    }
+    expect([...rig.sda.calls(), ...rig.sdb.calls()]).toEqual([]);
+  });
 
   it('no descriptor leaks: every path fd the daemon opened is closed again', async () => {
     expect(await settledFdCount(rig.daemon.proc.pid!, fdsAtStart)).toBe(fdsAtStart);

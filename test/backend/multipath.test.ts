@@ -620,6 +620,34 @@ describe('opening paths', () => {
     expect(h.san.calls.map((c) => c.path)).toEqual(['sdb']);
   });
 
+  it('a symlink planted at a path node is not followed', async () => {
+    h = makeHarness();
+    rmSync(join(h.tree.dev, 'sda'));
+    symlinkSync(join(h.tree.dev, 'sdc'), join(h.tree.dev, 'sda'));
+    expect(status(await h.send('dm-0', prIn(READ_KEYS)))).toBe(GOOD);
+    expect(h.san.calls.map((c) => c.path)).toEqual(['sdb']);
+    expect(JSON.stringify(h.logs)).toContain('ELOOP');
+  });
+
+  it('a path node that is not a block device is not used', async () => {
+    h = makeHarness({
+      identify: (fd) => {
+        const id = identifyFake(fd);
+        return basename(readlinkSync(`/proc/self/fd/${fd}`)) === 'sda' && id ? { ...id, block: false } : id;
+      },
+    });
+    expect(status(await h.send('dm-0', prIn(READ_KEYS)))).toBe(GOOD);
+    expect(h.san.calls.map((c) => c.path)).toEqual(['sdb']);
+    expect(JSON.stringify(h.logs)).toContain('is not a block device');
+  });
+
+  it('a block node for which sysfs names no device number is not used', async () => {
+    h = makeHarness();
+    rmSync(join(h.tree.sysfs, 'block', 'sda', 'dev'));
+    expect(status(await h.send('dm-0', prIn(READ_KEYS)))).toBe(GOOD);
+    expect(h.san.calls.map((c) => c.path)).toEqual(['sdb']);
+  });
+
   it('EACCES (daemon dropped to a user without access): CHECK CONDITION and an error log that says what to do', async () => {
     h = makeHarness({
       openFile: async () => {

@@ -37,7 +37,7 @@ describe.runIf(canRun)('SG_IO mode without CAP_SYS_RAWIO', () => {
   beforeAll(() => {
     // The unprivileged user must be able to create its socket here.
     dir = mkdtempSync(join(tmpdir(), 'sgio-startup-'));
-    chmodSync(dir, 0o777);
+    chmodSync(dir, 0o1777);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { waitFor } from '../helpers/wait.js';
 const READ_KEYS_CDB = Uint8Array.from([0x5e, 0, 0, 0, 0, 0, 0, 0, 8, 0]);
 
 const dir = mkdtempSync(join(tmpdir(), 'pr-life-'));
-chmodSync(dir, 0o777);
+chmodSync(dir, 0o1777);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const asRoot = process.getuid!() === 0;
 
@@ -94,6 +94,30 @@ describe('start-up, privileges and shutdown', () => {
     await first.stop();
   });
 
+  it('pidfile: a planted symlink, a FIFO or another uid\'s file is refused and left alone; our own 0644 file becomes 0600', async () => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'root only\n', { mode: 0o600 });
+    const link = join(dir, 'link.pid');
+    symlinkSync(victim, link);
+    expect(runCli(['-k', join(dir, 'pl.sock'), '--simulate', '-f', link])).toMatchObject({ status: 1, stderr: `pr-helper: Could not create '${link}': it is a symbolic link\n` });
+    expect(readFileSync(victim, 'utf8')).toBe('root only\n');
+    const fifo = join(dir, 'fifo.pid');
+    execFileSync('mkfifo', [fifo]);
+    expect(runCli(['-k', join(dir, 'pf.sock'), '--simulate', '-f', fifo])).toMatchObject({ status: 1, stderr: `pr-helper: Could not create '${fifo}': it is not a regular file\n` });
+    if (asRoot) {
+      const foreign = join(dir, 'foreign.pid');
+      writeFileSync(foreign, '');
+      chownSync(foreign, 65534, 65534);
+      expect(runCli(['-k', join(dir, 'po.sock'), '--simulate', '-f', foreign])).toMatchObject({ status: 1, stderr: `pr-helper: Could not create '${foreign}': it belongs to uid 65534\n` });
+    }
+    const own = join(dir, 'own.pid');
+    writeFileSync(own, 'stale\n', { mode: 0o644 });
+    chmodSync(own, 0o644);
+    const daemon = await startDaemon(join(dir, 'pown.sock'), ['--simulate', '-f', own]);
+    expect({ text: readFileSync(own, 'utf8'), mode: statSync(own).mode & 0o777 }).toEqual({ text: `${daemon.proc.pid}\n`, mode: 0o600 });
+    expect(await daemon.stop()).toBe(0);
+  });
+
   it('writes a 0600 pidfile, refuses a second holder, removes it on exit', async () => {
     const pidfile = join(dir, 'd.pid');
     const daemon = await startDaemon(join(dir, 'pid1.sock'), ['--simulate', '-f', pidfile]);
@@ -152,6 +176,14 @@ describe('systemd', () => {
     expect(await receiver.received).toMatch(/READY=1\|STATUS=serving fd 3 \(socket activation\) \(simulated\)\|MAINPID=\d+/);
     expect(await daemon.stop()).toBe(0);
     expect(existsSync(socket)).toBe(true);
+  });
+
+  it('LISTEN_FDS=1 with a fd 3 that is not a listening socket: one line, exit 1 (the original runs deaf)', () => {
+    for (const open of ['exec 3</etc/hostname', `exec 3<>${join(dir, 'fd3-fifo')}`]) {
+      if (open.includes('fifo')) execFileSync('mkfifo', [join(dir, 'fd3-fifo')]);
+      const run = spawnSync('/bin/sh', ['-c', `${open}; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@"`, process.execPath, DAEMON_ENTRY, '--simulate'], { encoding: 'utf8', timeout: 10_000 });
+      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 1, stderr: 'pr-helper: Socket activation failed: fd 3 is not a listening Unix stream socket\n' });
+    }
   });
 
   it.skipIf(!haveActivate)('refuses -k together with socket activation, like the original', async () => {

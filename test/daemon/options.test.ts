@@ -24,6 +24,16 @@ describe('command line', () => {
     });
   });
 
+  it('bounds resources by default; each bound is an option', () => {
+    expect(parse()).toMatchObject({
+      options: { maxConnections: 1024, maxConnectionsPerUid: 512, frameTimeoutMs: 10_000, maxSgioCommands: 256, maxDeviceCommands: 64, simMaxLuns: 1024, allowPartialDevices: false },
+    });
+    expect(parse('--max-connections-per-uid', '8', '--frame-timeout', '0', '--max-sgio-commands', '32', '--max-device-commands', '4', '--sim-max-luns', '16', '--allow-partial-devices')).toMatchObject({
+      options: { maxConnectionsPerUid: 8, frameTimeoutMs: 0, maxSgioCommands: 32, maxDeviceCommands: 4, simMaxLuns: 16, allowPartialDevices: true },
+    });
+    expect(parse('--max-sgio-commands', '0')).toMatchObject({ kind: 'exit', code: 1, stderr: 'pr-helper: --max-sgio-commands must be between 1 and 4096, got 0\n' });
+  });
+
   it('--metrics takes a Unix socket path or a loopback HOST:PORT', () => {
     expect(parse('--metrics', '/run/pr-helper/metrics.sock')).toMatchObject({ options: { metrics: { kind: 'unix', path: '/run/pr-helper/metrics.sock' } } });
     expect(parse('--metrics', '127.0.0.1:9100')).toMatchObject({ options: { metrics: { kind: 'tcp', host: '127.0.0.1', port: 9100 } } });

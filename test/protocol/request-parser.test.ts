@@ -142,3 +142,25 @@ describe('requests', () => {
     expect(kinds).toEqual(['request', 'more', 'request', 'request']);
   });
 });
+
+describe('a descriptor the kernel dropped (MSG_CTRUNC)', () => {
+  it('PR IN: the request is read whole and reported lost-fd, and the next request parses normally', () => {
+    const parser = afterHandshake();
+    expect(parser.push(CDB.READ_KEYS_8192.subarray(0, 4), [], true).step.kind).toBe('more');
+    expect(parser.push(CDB.READ_KEYS_8192.subarray(4), []).step).toEqual({ kind: 'lost-fd', request: { direction: 'in', transferLength: 8192 } });
+    expect(parser.push(CDB.READ_KEYS_8192, [FD]).step.kind).toBe('request');
+  });
+
+  it('PR OUT: its parameters are consumed before lost-fd, so framing holds', () => {
+    const parser = afterHandshake();
+    expect(parser.push(CDB.REGISTER_24, [], true).step.kind).toBe('more');
+    expect(parser.wanted()).toBe(24);
+    expect(parser.push(Buffer.alloc(24), []).step).toEqual({ kind: 'lost-fd', request: { direction: 'out', transferLength: 24 } });
+    expect(parser.midFrame()).toBe(false);
+    expect(parser.push(CDB.REGISTER_24, [FD]).step.kind).toBe('more');
+  });
+
+  it('without truncation a missing descriptor still closes, as the original does', () => {
+    expect(afterHandshake().push(CDB.READ_KEYS_8192, [], false).step).toEqual({ kind: 'close', reason: CloseReason.NO_FD });
+  });
+});

@@ -2,8 +2,8 @@
 // permissions (or another group) than requested, not even for a moment; the
 // allow list rejects other uids/gids; PR OUT on read-only descriptors never
 // reaches the device; only PERSISTENT RESERVE IN/OUT CDBs ever reach SG_IO.
-import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** GID of group `daemon` (Debian: 1): neither root's group nor nobody's. */
 const DAEMON_GID = 1;
 const INVALID_OPCODE = '700005000000000a000000002000' + '00000000';
+const ABORTED_COMMAND = '70000b000000000a000000000006' + '00000000';
 
 function buildWatcher(): string {
   const out = join(dir, 'socket-watch');
@@ -77,15 +78,14 @@ describe.skipIf(!asRoot || !haveTools)('socket permissions are set atomically', 
     const r = await watchStarts('0660', ['--socket-group', 'daemon'], 15);
     expect(r.samples).toBeGreaterThan(0);
     expect(r.wider).toBe(0);
-    // listen() before chown(): for a moment the socket is 0660 root:root and
-    // accepts uid 65534/gid 0, which the request (group daemon) excludes.
+    // The node is born root:daemon 0660, so uid 65534/gid 0 never gets in.
     expect({ connects: r.connects, seen: r.seen }).toEqual({ connects: 0, seen: r.seen });
   }, 90_000);
 
-  it('--socket-group: the group is applied before listen() (system-call order under strace)', async () => {
+  it('--socket-group: the node is born with its group (setfsgid around bind), and the path is never chowned (strace)', async () => {
     const socket = join(dir, 'strace.sock');
     const trace = join(dir, 'strace.out');
-    const daemon = await startProcess('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=bind,listen,chown,fchownat,lchown,fchown', process.execPath, DAEMON_ENTRY, '-k', socket, '-q', '--simulate', '--socket-mode', '0660', '--socket-group', 'daemon'], socket, { timeoutMs: 30_000 });
+    const daemon = await startProcess('strace', ['-f', '-qq', '-o', trace, '-e', 'trace=bind,listen,chown,fchownat,lchown,fchown,setfsgid', process.execPath, DAEMON_ENTRY, '-k', socket, '-q', '--simulate', '--socket-mode', '0660', '--socket-group', 'daemon'], socket, { timeoutMs: 30_000 });
     // The traced daemon is strace's child: stop it directly (a signal to strace would only detach it).
     const traced = Number(readFileSync(`/proc/${daemon.proc.pid}/task/${daemon.proc.pid}/children`, 'utf8').trim().split(' ')[0]);
     try {
@@ -99,19 +99,57 @@ describe.skipIf(!asRoot || !haveTools)('socket permissions are set atomically', 
       }
     }
     const lines = readFileSync(trace, 'utf8').split('\n');
-    // The daemon's one bind() of a path (the socket itself, or a private path renamed into place later).
     const bindAt = lines.findIndex((l) => /bind\(\d+, \{sa_family=AF_UNIX, sun_path="/.test(l) && / = 0$/.test(l));
     expect(bindAt).toBeGreaterThanOrEqual(0);
-    const bound = /sun_path="([^"]+)"/.exec(lines[bindAt]!)![1]!;
-    const fd = /bind\((\d+),/.exec(lines[bindAt]!)![1];
-    const listenAt = lines.findIndex((l, i) => i > bindAt && new RegExp(`listen\\(${fd},`).test(l));
-    const chownAt = lines.findIndex((l) => /chown|fchownat/.test(l) && l.includes(`"${bound}"`));
-    expect(listenAt).toBeGreaterThan(bindAt);
-    expect(chownAt).toBeGreaterThan(bindAt);
-    expect({ order: chownAt < listenAt ? 'chown before listen' : 'listen before chown', chown: lines[chownAt], listen: lines[listenAt] }).toMatchObject({
-      order: 'chown before listen',
-    });
+    const tid = lines[bindAt]!.split(' ')[0];
+    // On the binding thread: fsgid set to the group just before bind() and restored after it.
+    const fsgid = lines.filter((l) => l.startsWith(`${tid} `) && l.includes('setfsgid('));
+    expect(fsgid.some((l) => l.includes(`setfsgid(${DAEMON_GID})`))).toBe(true);
+    expect(lines.filter((l) => /chown/.test(l))).toEqual([]);
+    expect(statSync(socket, { throwIfNoEntry: false })).toBeUndefined();
   }, 60_000);
+
+  it('--socket-group: a directory writer who swaps in a symlink right after bind() changes no file (racer)', async () => {
+    const race = mkdtempSync(join(tmpdir(), 'rel-race-'));
+    const racer = join(dir, 'bind-racer.so');
+    if (!existsSync(racer)) execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', racer, join(REPO_ROOT, 'test/reliability/bind-racer.c'), '-ldl']);
+    const victim = join(race, 'victim');
+    writeFileSync(victim, 'root only\n', { mode: 0o640 });
+    const socket = join(race, 's.sock');
+    const env = { LD_PRELOAD: racer, RACE_PATH: socket, RACE_VICTIM: victim };
+    // The daemon serves on the moved node: startProcess waits until that one answers.
+    const daemon = await startProcess(process.execPath, [DAEMON_ENTRY, '-k', socket, '-q', '--simulate', '--socket-mode', '0660', '--socket-group', 'daemon'], `${socket}.moved`, { env });
+    expect(await daemon.stop()).toBe(0);
+    try {
+      expect(statSync(victim).gid).toBe(0);
+      const born = lstatSync(`${socket}.moved`);
+      expect({ socket: born.isSocket(), gid: born.gid, mode: born.mode & 0o777 }).toEqual({ socket: true, gid: DAEMON_GID, mode: 0o660 });
+    } finally {
+      rmSync(race, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('refuses a socket directory that another uid owns or that others may write (unless sticky)', () => {
+    const base = mkdtempSync(join(tmpdir(), 'rel-sockdir-'));
+    try {
+      const open = join(base, 'open');
+      const foreign = join(base, 'foreign');
+      const sticky = join(base, 'sticky');
+      for (const d of [open, foreign, sticky]) mkdirSync(d);
+      chmodSync(open, 0o777);
+      chownSync(foreign, 65534, 65534);
+      chmodSync(sticky, 0o1777);
+      const run = (d: string) => spawnSync(process.execPath, [DAEMON_ENTRY, '-k', join(d, 's.sock'), '--simulate'], { encoding: 'utf8', timeout: 1500 });
+      for (const [d, why] of [[open, 'is writable by others (mode 0777)'], [foreign, 'belongs to uid 65534']] as const) {
+        const r = run(d);
+        expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 1, stderr: `pr-helper: refusing to create the socket ${join(d, 's.sock')}: ${d} ${why}, so the socket could be replaced\n` });
+        expect(existsSync(join(d, 's.sock'))).toBe(false);
+      }
+      expect(run(sticky).error).toMatchObject({ code: 'ETIMEDOUT' });
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------
@@ -207,6 +245,24 @@ describe('what may reach SG_IO', () => {
     expect((await client.execute(prInCdb(PrInAction.READ_KEYS, 8), ro)).status).toBe(0);
     closeSync(ro);
     expect(dev.calls().map((c) => c.cdb[0])).toEqual([0x5f, 0x5f, 0x5e]);
+    client.close();
+  });
+
+  it('PR IN on O_PATH and O_WRONLY descriptors: ABORTED COMMAND (the EBADF SG_IO gives the original on O_PATH), no SG_IO', async () => {
+    dev.clearCalls();
+    const client = await HelperClient.connect(daemon.socket);
+    for (const flags of [native.O_PATH, constants.O_WRONLY]) {
+      const fd = openSync(dev.path, flags);
+      try {
+        for (const action of [PrInAction.READ_KEYS, PrInAction.READ_RESERVATION, PrInAction.REPORT_CAPABILITIES, PrInAction.READ_FULL_STATUS]) {
+          const reply = await client.execute(prInCdb(action, 256), fd);
+          expect({ flags, action, status: reply.status, sense: reply.sense.subarray(0, 18).toString('hex') }).toEqual({ flags, action, status: 2, sense: ABORTED_COMMAND });
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    expect(dev.calls()).toEqual([]);
     client.close();
   });
 

@@ -3,8 +3,8 @@
 // stderr line naming the file and what is wrong (and leaves no socket); a bad
 // state file is kept aside with one warning line naming the problem, and the
 // LUN starts empty and persists cleanly again.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, symlinkSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { HelperClient } from '../../src/client/client.js';
 import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
 import { basicParams, prInCdb, prOutCdb } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rel-valid-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -127,4 +128,39 @@ describe('a bad state file is kept aside with one warning line, and the LUN star
       }
     });
   }
+});
+
+describe('planted state files and an open stateDir', () => {
+  it('a symlink to a secret and a FIFO at the state file are refused without following, blocking or logging content', async () => {
+    const stateDir = join(dir, 'plant');
+    mkdirSync(stateDir, { mode: 0o700 });
+    const secret = join(dir, 'secret');
+    writeFileSync(secret, 'root:SECRET-HASH:20228\n', { mode: 0o600 });
+    symlinkSync(secret, join(stateDir, 'lun0.pr-state.json'));
+    execFileSync('mkfifo', [join(stateDir, 'lun1.pr-state.json')]);
+    const config = join(dir, 'plant.json');
+    writeFileSync(config, JSON.stringify({ stateDir, luns: [lun([path0]), { name: 'lun1', paths: [{ path: join(dir, 'disk1.img'), initiator: 'iqn.2024-01.test:b' }] }] }));
+    writeFileSync(join(dir, 'disk1.img'), '');
+    const daemon = await startDaemon(join(dir, 'plant.sock'), ['--simulate', config]);
+    try {
+      const warnings = (): string[] => daemon.stderr().split('\n').filter((l) => l.includes('state file'));
+      // The log is written once per event-loop turn: wait for both lines.
+      expect(await waitFor(() => warnings().length === 2)).toBe(true);
+      expect(warnings().map((l) => (JSON.parse(l) as { err: { message: string } }).err.message).sort()).toEqual(['it is a symbolic link', 'it is not a regular file']);
+      expect(daemon.stderr()).not.toContain('SECRET');
+      expect(readFileSync(secret, 'utf8')).toBe('root:SECRET-HASH:20228\n');
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+    }
+  });
+
+  it('a stateDir others may write is refused with one line, exit 1', async () => {
+    const stateDir = join(dir, 'open-state');
+    mkdirSync(stateDir);
+    chmodSync(stateDir, 0o777);
+    const config = join(dir, 'open-state.json');
+    writeFileSync(config, JSON.stringify({ stateDir, luns: [lun([path0])] }));
+    const { code, stderr } = await run(['-k', join(dir, 'os.sock'), '--simulate', config]);
+    expect({ code, stderr }).toEqual({ code: 1, stderr: `pr-helper: stateDir ${stateDir}: it is writable by others (mode 0777); refusing to read PR state from it\n` });
+  });
 });

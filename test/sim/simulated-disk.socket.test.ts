@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
 import { basicParams, prInCdb, prOutCdb, EA, WE, WE_RO } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
+import { O_PATH } from '../../src/native/binding.js';
 
 /*
  * The simulated disk end to end: our client -> socket -> daemon -> engine,
@@ -124,6 +125,33 @@ describe('simulated disk through the socket', () => {
     const reply = await other.in(PrInAction.READ_KEYS);
     expect({ status: reply.status, sense: senseOf(reply), size: reply.data.length }).toEqual({ status: 2, sense: [5, 0x25, 0], size: 0 });
     other.close();
+  });
+
+  it('serves only descriptors that could read (PR IN) or write (PR OUT) the image: O_PATH and O_WRONLY are refused', async () => {
+    const d = await daemon();
+    const client = await HelperClient.connect(d.socket);
+    const writer = await Node.open(d.socket, imageA);
+    expect((await writer.out(PrOutAction.REGISTER, { saKey: 0xabn })).status).toBe(0);
+    const reply = async (flags: number, cdb: Buffer, params?: Buffer) => {
+      const fd = openSync(imageA, flags);
+      try {
+        const r = await client.execute(cdb, fd, params);
+        return { status: r.status, sense: r.sense.subarray(0, 14).toString('hex'), data: r.data.toString('hex') };
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const ABORTED = '70000b000000000a000000000006';
+    const INVALID_OPCODE = '700005000000000a000000002000';
+    for (const flags of [O_PATH, constants.O_WRONLY]) {
+      expect(await reply(flags, prInCdb(PrInAction.READ_KEYS, 256))).toEqual({ status: 2, sense: ABORTED, data: '' });
+      expect(await reply(flags, prInCdb(PrInAction.READ_FULL_STATUS, 256))).toEqual({ status: 2, sense: ABORTED, data: '' });
+    }
+    const list = basicParams({ saKey: 0xcdn });
+    expect(await reply(O_PATH, prOutCdb(PrOutAction.REGISTER, 0, list.length), list)).toMatchObject({ status: 2, sense: INVALID_OPCODE });
+    // A readable descriptor still sees the key.
+    expect((await reply(constants.O_RDONLY, prInCdb(PrInAction.READ_KEYS, 256))).data).toBe('0000000100000008' + '00000000000000ab');
+    client.close();
   });
 
   it('reports READ FULL STATUS with both nexuses and their target ports', async () => {

@@ -47,6 +47,9 @@ runDaemon(parsed.options, async (options, log) =>
   new SgioBackend({
     timeoutMs: options.sgioTimeoutMs,
     log,
+    allowPartialDevices: options.allowPartialDevices,
+    maxCommands: options.maxSgioCommands,
+    maxDeviceCommands: options.maxDeviceCommands,
     multipath: { sysfsRoot: env('MPATH_FAKE_SYSFS'), devRoot: env('MPATH_FAKE_DEV'), identify },
   }),
 ).then(
