@@ -4,6 +4,7 @@
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as native from '../src/native/binding.js';
 import { ScsiStatus } from '../src/scsi/status.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv } from '../test/helpers/fake-target.js';
 import { nowMs, sleep } from './clock.js';
@@ -179,9 +180,6 @@ export interface SoakFigures {
  * `requests` READ KEYS on /dev/null over 16 connections in ten steps, reading
  * RSS after each and the descriptor count before and after.
  */
-/** native/sgio.c POOL_IDLE_SECONDS. */
-const SGIO_POOL_IDLE_MS = 10_000;
-
 export async function measureSoak(
   pool: LoadPool,
   kind: DaemonKind,
@@ -217,9 +215,8 @@ export async function measureSoak(
     }
     await sleep(settleMs);
     const fdsEnd = fdCount(daemon.pid);
-    // Idle SG_IO threads exit after POOL_IDLE_SECONDS (native/sgio.c): the
-    // daemon is judged idle once they have had the time to.
-    await sleep(SGIO_POOL_IDLE_MS + 2000);
+    // The daemon is judged idle once its idle SG_IO threads have had the time to exit.
+    await sleep(native.SGIO_POOL_IDLE_SECONDS * 1000 + 2000);
     return {
       requests: done,
       rssIdleMb,

@@ -316,6 +316,9 @@ napi_status export_sgio(napi_env env, napi_value exports) {
       {"sense", RESULT_SENSE},
       {"data", RESULT_DATA},
   };
+  /* How long an idle worker waits for work before it exits (tools wait that long to see the pool shrink). */
+  static const native_constant pool[] = {{"idleSeconds", POOL_IDLE_SECONDS}};
   napi_status s = EXPORT_ALL(env, exports, fns);
-  return s == napi_ok ? export_layout(env, exports, "sgioResult", layout, sizeof layout / sizeof layout[0]) : s;
+  if (s == napi_ok) s = export_layout(env, exports, "sgioResult", layout, sizeof layout / sizeof layout[0]);
+  return s == napi_ok ? export_layout(env, exports, "sgioPool", pool, 1) : s;
 }

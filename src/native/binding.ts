@@ -105,6 +105,7 @@ interface NativeAddon {
   /** Resolves with one block laid out as sgioResult: numbers, sense bytes, then data-in for FROM_DEV. */
   sgio(fd: number, cdb: Buffer, direction: number, data: Buffer | number, timeoutMs: number): Promise<Buffer>;
   readonly sgioResult: SgioResultLayout;
+  readonly sgioPool: { readonly idleSeconds: number };
   sdNotify(socketPath: string, message: string): void;
   capGet(): Capabilities;
   applyToAllThreads(plan: ThreadCredentialPlan): number;
@@ -168,6 +169,9 @@ export const lockFile = addon.lockFile;
 export const poll = addon.poll;
 export const pollUpdate = addon.pollUpdate;
 export const pollClose = addon.pollClose;
+
+/** Seconds an idle SG_IO thread lives before it exits. */
+export const SGIO_POOL_IDLE_SECONDS = addon.sgioPool.idleSeconds;
 
 const AT = addon.sgioResult;
 
