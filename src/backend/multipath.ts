@@ -232,9 +232,8 @@ export class MultipathRouter {
   }
 
   /** The reply for a request on a multipath map, or null when the descriptor is not one. */
-  async execute(request: BackendRequest): Promise<CommandResult | null> {
+  async execute(request: BackendRequest, identity = this.identify(request.fd)): Promise<CommandResult | null> {
     const log = this.options.log;
-    const identity = this.identify(request.fd);
     if (!identity?.block) return null;
     const probe = probeMap(identity, this.sysfsRoot, this.devRoot);
     if (probe.kind === 'not-multipath') return null;

@@ -31,7 +31,7 @@ export interface SgioBackendOptions {
   readonly multipath?: Omit<MultipathOptions, 'timeoutMs' | 'log'>;
 }
 
-/** What one device is for admission: its device number, or the inode of anything else. */
+/** What a descriptor that is not a block device is for admission: its device number, or its inode. */
 function deviceKey(fd: number): string {
   try {
     const st = fstatSync(fd);
@@ -60,21 +60,23 @@ export class SgioBackend implements Backend {
   }
 
   async execute(request: BackendRequest): Promise<BackendResult> {
-    const partial = this.options.allowPartialDevices ? null : this.partialDevice(request.fd);
+    // One fstat(2) per request serves the partial-device check, admission and the multipath router.
+    const identity = this.identify(request.fd);
+    const partial = this.options.allowPartialDevices ? null : this.partialDevice(identity);
     if (partial !== null) return partial;
-    const release = this.admission.admit(deviceKey(request.fd));
+    const release = this.admission.admit(identity?.block ? `block ${identity.major}:${identity.minor}` : deviceKey(request.fd));
     if (release === null) return { status: ScsiStatus.BUSY };
     try {
-      return await this.issue(request);
+      return await this.issue(request, identity);
     } finally {
       release();
     }
   }
 
-  private async issue(request: BackendRequest): Promise<BackendResult> {
+  private async issue(request: BackendRequest, identity: DeviceIdentity | null): Promise<BackendResult> {
     // A request on a dm-multipath map goes through the map's paths, so that
     // registrations reach every I_T nexus; null: not a map.
-    const viaPaths = await this.multipath.execute(request);
+    const viaPaths = await this.multipath.execute(request, identity);
     if (viaPaths !== null) return viaPaths;
     // PR IN always reads into the full 8 KiB buffer and lets the device limit
     // itself by the CDB, like the original (do_pr_in in scsi/qemu-pr-helper.c).
@@ -99,8 +101,7 @@ export class SgioBackend implements Backend {
    * support answers: INVALID COMMAND OPERATION CODE, the reply the original
    * gives to the commands it refuses (PR OUT on a read-only descriptor).
    */
-  private partialDevice(fd: number): BackendResult | null {
-    const identity = this.identify(fd);
+  private partialDevice(identity: DeviceIdentity | null): BackendResult | null {
     if (!identity?.block) return null;
     const reason = partialDeviceReason(this.sysfsRoot, identity.major, identity.minor);
     if (reason === null) return null;
