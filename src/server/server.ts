@@ -37,6 +37,15 @@ export interface ServerOptions {
 }
 
 const ACCEPT_RETRY_MS = 250;
+/**
+ * Connections accepted per readiness callback. Clients that connect as fast
+ * as we accept would otherwise keep the loop going forever: the accepted
+ * connections' reads never run, they pile up to --max-connections and every
+ * later client is refused. The watch is level-triggered, so whatever is left
+ * in the backlog is accepted on the next turn, after the other connections'
+ * I/O.
+ */
+const ACCEPT_BATCH = 32;
 
 /**
  * Accepts connections and runs each as its own Connection. Requests on one
@@ -112,7 +121,7 @@ export class HelperServer {
   }
 
   private acceptPending(): void {
-    for (;;) {
+    for (let n = 0; n < ACCEPT_BATCH; n++) {
       let accepted: native.AcceptedConnection | null;
       try {
         accepted = native.accept(this.options.listenFd);

@@ -2,8 +2,8 @@
 // --max-connections limit. Our daemon runs in SG_IO mode; requests go to
 // /dev/null, so every reply is ABORTED COMMAND / I/O PROCESS TERMINATED
 // (ENOTTY, pr-helper-protocol.md 2.4a).
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,36 @@ describe('connection churn', () => {
     const rssAfter = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(daemon.proc.pid)], { encoding: 'utf8' }).trim());
     // Loose: a per-connection leak of even 5 KiB would add ~50 MB here.
     expect(rssAfter - rssBefore).toBeLessThan(40_000);
+    expect(daemon.stderr()).toBe('');
+  }, 120_000);
+
+  it('a peer that connects and hangs up as fast as it can: the daemon closes what it left before it accepts more, and still serves', async () => {
+    // In its own process, so that it connects as fast as the daemon accepts.
+    // An accept loop that drains the backlog before it yields lets the
+    // connections the flooder has already left pile up unread (500 after 3 s
+    // when this was found), until --max-connections refuses everyone.
+    const concurrency = 64;
+    const flooder = spawn(process.execPath, ['-e', `
+      const net = require('node:net');
+      const again = () => net.connect(process.argv[1]).on('connect', function () { this.destroy(); again(); }).on('error', again);
+      for (let i = 0; i < ${concurrency}; i++) again();
+    `, daemon.socket], { stdio: 'ignore' });
+    const client = await HelperClient.connect(daemon.socket);
+    let most = 0;
+    try {
+      for (let i = 0; i < 30; i++) {
+        await sleep(100);
+        most = Math.max(most, readdirSync(`/proc/${daemon.proc.pid}/fd`).length);
+        expect((await client.execute(readKeys, devNull)).status, `request ${i} during the flood`).toBe(2);
+      }
+    } finally {
+      flooder.kill('SIGKILL');
+      client.close();
+    }
+    // The flooder's connections in flight, plus what one turn of accepts adds
+    // before they are read; not a backlog that grows with time.
+    expect(most).toBeLessThan(baseline + 3 * concurrency);
+    expect(await fdCountBackTo(daemon.proc.pid!, baseline, 10_000)).toBe(baseline);
     expect(daemon.stderr()).toBe('');
   }, 120_000);
 
