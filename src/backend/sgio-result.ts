@@ -18,7 +18,6 @@ export const SGIO_SENSE_LENGTH = 96;
 /** Linux errno numbers that scsi_sense_from_errno distinguishes (x86/arm/generic ABI values). */
 export const Errno = {
   ENOMEM: 12,
-  ENODEV: 19,
   EINVAL: 22,
   ENOSPC: 28,
   EDOM: 33,
@@ -85,14 +84,6 @@ export function sgioTimeout(o: Pick<SgioOutcome, 'errno' | 'hostStatus' | 'drive
   return (o.driverStatus & 0x0f) === DRIVER_TIMEOUT ? 'driver' : null;
 }
 
-/**
- * Which QEMU release's errno table to follow. Only ENODEV differs: QEMU 10.1
- * gave it a row in scsi_sense_from_errno.
- * The default is 7.2 because the differential suite compares us byte for byte
- * with Debian's 7.2 binary.
- */
-export type ErrnoPolicy = 'qemu-7.2' | 'qemu-10.1';
-
 /** What the SG_IO worker observed. */
 export interface SgioOutcome {
   /** 0 if the ioctl returned >= 0, else the positive Linux errno. */
@@ -128,7 +119,13 @@ interface StatusAndSense {
 
 const check = (code: SenseCode): StatusAndSense => ({ status: ScsiStatus.CHECK_CONDITION, code });
 
-function statusFromErrno(errno: number, policy: ErrnoPolicy): StatusAndSense {
+/**
+ * scsi_sense_from_errno as of QEMU 7.2, the release the differential suite
+ * compares us with byte for byte. QEMU 10.1 added one row (ENODEV: HARDWARE
+ * ERROR 04/44/00); a guest treats both answers as a failed command, so
+ * following 10.1 would only cost the byte-for-byte comparison.
+ */
+function statusFromErrno(errno: number): StatusAndSense {
   switch (errno) {
     case 0:
       return { status: ScsiStatus.GOOD };
@@ -147,11 +144,6 @@ function statusFromErrno(errno: number, policy: ErrnoPolicy): StatusAndSense {
       return check(Sense.INVALID_FIELD_IN_CDB);
     case Errno.ENOSPC:
       return check(Sense.SPACE_ALLOCATION_FAILED_WRITE_PROTECT);
-    case Errno.ENODEV:
-      // QEMU >= 10.1 gives ENODEV its own row (HARDWARE ERROR 04/44/00);
-      // 7.2 has no such case, so ENODEV falls through to the default row below.
-      if (policy === 'qemu-10.1') return check(Sense.INTERNAL_TARGET_FAILURE);
-      return check(Sense.IO_PROCESS_TERMINATED);
     default:
       return check(Sense.IO_PROCESS_TERMINATED);
   }
@@ -210,9 +202,9 @@ function finish(decided: StatusAndSense, base: Buffer, transferred: number): Map
  * queue failure, ...). Same table as a failed ioctl; sense is zero apart from
  * the synthesized 18 bytes.
  */
-export function mapErrno(errno: number, errnoPolicy: ErrnoPolicy = 'qemu-7.2'): MappedResult {
+export function mapErrno(errno: number): MappedResult {
   // errno 0 would mean success; a caller that had no ioctl result cannot claim it.
-  const decided = statusFromErrno(errno === 0 ? -1 : errno, errnoPolicy);
+  const decided = statusFromErrno(errno === 0 ? -1 : errno);
   return finish(decided, senseBase(undefined), 0);
 }
 
@@ -225,12 +217,11 @@ export function mapErrno(errno: number, errnoPolicy: ErrnoPolicy = 'qemu-7.2'): 
 export function mapSgioOutcome(
   o: SgioOutcome,
   dxferLen: number,
-  errnoPolicy: ErrnoPolicy = 'qemu-7.2',
 ): MappedResult {
   const base = senseBase(o.sense);
 
   if (o.errno !== 0) {
-    return finish(statusFromErrno(o.errno, errnoPolicy), base, 0);
+    return finish(statusFromErrno(o.errno), base, 0);
   }
 
   if (o.hostStatus !== HostStatus.OK) {

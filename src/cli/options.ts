@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
-import type { LogFormat } from '../log/format.js';
+import type { DaemonOptions } from '../daemon/daemon-options.js';
+import { TRACE_EVENTS } from '../log/trace-events.js';
 import { parseMetricsAddress, type MetricsAddress } from '../observe/metrics-address.js';
 
 export const PROGRAM = 'pr-helper';
@@ -13,59 +14,7 @@ export const DEFAULT_MAX_CONNECTIONS_PER_UID = 512;
 export const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
 export const DEFAULT_SIM_MAX_LUNS = 1024;
 
-export interface DaemonOptions {
-  socket: string;
-  /** Set when -k was given (socket activation refuses it). */
-  socketGiven: boolean;
-  pidfile: string | null;
-  daemon: boolean;
-  /** Event patterns selected with -T (globs), without QEMU's file=/enable= keys. */
-  trace: string[];
-  user: string | null;
-  group: string | null;
-  verbose: number;
-  quiet: boolean;
-  /** null: SG_IO on real devices; '' : simulated disk with the embedded default; else a config path. */
-  simulate: string | null;
-  socketMode: number;
-  socketGroup: string | null;
-  allowUids: number[];
-  allowGids: number[];
-  /** null: chosen by destination (pretty under journald, else json). */
-  logFormat: LogFormat | null;
-  /** --log-file or -T file=: append the log here instead of stderr. */
-  logFile: string | null;
-  sgioTimeoutMs: number;
-  /** --allow-partial-devices: PR on partitions and partial dm devices, as the original. */
-  allowPartialDevices: boolean;
-  /** --max-sgio-commands: SG_IO commands (threads) in flight in all. */
-  maxSgioCommands: number;
-  /** --max-device-commands: SG_IO commands in flight on one device. */
-  maxDeviceCommands: number;
-  maxConnections: number;
-  /** --sim-max-luns: logical units the embedded simulated default makes on demand. */
-  simMaxLuns: number;
-  maxConnectionsPerUid: number;
-  /** --frame-timeout: handshake and rest-of-request timeout (ms); 0: none. */
-  frameTimeoutMs: number;
-  /** --metrics: where to serve Prometheus metrics; null: nowhere. */
-  metrics: MetricsAddress | null;
-}
 
-/**
- * What -T can switch on. QEMU's trace backends do not exist here; its
- * `[enable=]PATTERN` syntax selects these events, which go to the log.
- */
-export const TRACE_EVENTS: Record<string, string> = {
-  pr_helper_connection: 'connection opened/closed, with peer credentials (level info)',
-  pr_helper_request: 'one line per request: service action, type, keys, status, sense, latency (level debug)',
-};
-
-/** Whether a -T event pattern (glob with *) selects `event`. */
-export function traceSelects(pattern: string, event: string): boolean {
-  const regex = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
-  return regex.test(event);
-}
 
 /**
  * One -T argument in QEMU's syntax, `[enable=]PATTERN[,events=FILE][,file=FILE]`

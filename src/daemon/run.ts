@@ -2,8 +2,8 @@ import { fstatSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import { SgioBackend } from '../backend/sgio-backend.js';
-import { traceSelects, type DaemonOptions } from '../cli/options.js';
 import { createLogging, levelFor, LogFileError, type Logging } from '../log/logger.js';
+import { traceSelects } from '../log/trace-events.js';
 import type { MetricsAddress } from '../observe/metrics-address.js';
 import type { MetricsEndpoint } from '../observe/metrics-endpoint.js';
 import type { MetricsSources } from '../observe/metrics.js';
@@ -13,6 +13,7 @@ import * as native from '../native/binding.js';
 import { createListenSocket, unlinkQuietly } from '../server/listen-socket.js';
 import { HelperServer } from '../server/server.js';
 import { resolveGroup, resolveUser } from './accounts.js';
+import type { DaemonOptions } from './daemon-options.js';
 import { daemonize, reportToParent, takeReadyFd } from './daemonize.js';
 import { systemdNotifier } from './notify.js';
 import { createPidfile, removePidfile, type Pidfile } from './pidfile.js';
@@ -114,10 +115,26 @@ function stopSignals(log: Logger): Promise<NodeJS.Signals> {
   });
 }
 
-interface Started {
-  listener: Listener;
+/** What start-up created and exit must remove: filled in as each is made. */
+interface Created {
+  listener: Listener | null;
   pidfile: Pidfile | null;
-  threads: number;
+}
+
+/**
+ * The one clean-up path, for a failed start and for a normal exit alike:
+ * unlinks the socket we bound (never an activated one) and the pidfile.
+ * Failures are logged when there is a log to write them to.
+ */
+function removeCreated(created: Created, log: Logger | null): void {
+  if (created.listener?.ownPath) {
+    const failure = unlinkQuietly(created.listener.ownPath);
+    if (failure) log?.warn({ socket: created.listener.ownPath, err: failure }, 'Failed to unlink socket');
+  }
+  if (created.pidfile) {
+    const failure = removePidfile(created.pidfile);
+    if (failure) log?.warn({ pidfile: created.pidfile.path, err: failure }, 'Failed to remove pid file');
+  }
 }
 
 /**
@@ -125,8 +142,9 @@ interface Started {
  * pidfile, privilege drop. The drop happens in this process, so descriptors
  * the starter left open stay open; what the daemon runs later must already be
  * loaded, since a dropped user may not be able to read the installation.
+ * Returns the number of threads the drop changed.
  */
-async function startUp(options: DaemonOptions): Promise<Started> {
+async function startUp(options: DaemonOptions, created: Created): Promise<number> {
   // SG_IO with PR opcodes needs CAP_SYS_RAWIO (the kernel's SCSI command
   // filter, blk_verify_command/scsi_cmd_allowed); without it every command
   // would fail with EPERM, and the drop could not keep it: fail first.
@@ -134,16 +152,12 @@ async function startUp(options: DaemonOptions): Promise<Started> {
     throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
   const target = privilegeTarget(options);
-  const listener = openListener(options);
-  let pidfile: Pidfile | null = null;
+  created.listener = openListener(options);
   try {
-    if (options.pidfile !== null) pidfile = createPidfile(options.pidfile);
+    if (options.pidfile !== null) created.pidfile = createPidfile(options.pidfile);
     if (options.simulate !== null) await loadSimulator();
-    const { threads } = dropPrivileges(target);
-    return { listener, pidfile, threads };
+    return dropPrivileges(target).threads;
   } catch (err) {
-    if (listener.ownPath) unlinkQuietly(listener.ownPath);
-    if (pidfile) removePidfile(pidfile);
     throw err instanceof StartupError ? err : new StartupError((err as Error).message);
   }
 }
@@ -193,27 +207,28 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   process.on('SIGUSR2', () => logging.reopen());
   const stopped = stopSignals(log);
 
-  let started: Started | null = null;
+  const created: Created = { listener: null, pidfile: null };
+  let threads: number;
   let backend: Backend;
   const monitor = new Monitor();
   let metrics: MetricsEndpoint | null = null;
   try {
-    started = await startUp(options);
+    threads = await startUp(options, created);
     backend = await createBackend(options, log);
     // The gauges read `server` only when scraped, which is after it exists.
     if (options.metrics) metrics = await openMetrics(options.metrics, { monitor, connections: () => server.connectionCount, inFlight: () => server.inFlight(), droppedLogLines: logging.droppedLines });
   } catch (err) {
     const message = (err as Error).message;
-    if (started?.listener.ownPath) unlinkQuietly(started.listener.ownPath);
-    if (started?.pidfile) removePidfile(started.pidfile);
+    removeCreated(created, null);
     reportToParent(readyFd, { ok: false, message });
-    if (err instanceof StartupError || (err as Error).name === 'ConfigError' || started !== null) {
+    if (err instanceof StartupError || (err as Error).name === 'ConfigError' || created.listener !== null) {
       process.stderr.write(`pr-helper: ${message}\n`);
       return 1;
     }
     throw err;
   }
-  const { listener, pidfile, threads } = started;
+  const listener = created.listener!;
+  const pidfile = created.pidfile;
 
   const server = new HelperServer({
     listenFd: listener.fd,
@@ -254,14 +269,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   await server.stop();
   status?.close();
   await metrics?.close();
-  if (listener.ownPath) {
-    const failure = unlinkQuietly(listener.ownPath);
-    if (failure) log.warn({ socket: listener.ownPath, err: failure }, 'Failed to unlink socket');
-  }
-  if (pidfile) {
-    const failure = removePidfile(pidfile);
-    if (failure) log.warn({ pidfile: pidfile.path, err: failure }, 'Failed to remove pid file');
-  }
+  removeCreated(created, log);
   await backend.close();
   logging.repeated.flush();
   log.info('stopped');

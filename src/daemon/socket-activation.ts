@@ -1,6 +1,6 @@
 /**
- * systemd socket activation as qemu-pr-helper implements it
- * (pr-helper-protocol.md 4.4): LISTEN_PID must equal our pid and LISTEN_FDS
+ * systemd socket activation as qemu-pr-helper implements it (main() in
+ * scsi/qemu-pr-helper.c, via util/systemd.c check_socket_activation): LISTEN_PID must equal our pid and LISTEN_FDS
  * must parse, otherwise activation is ignored.
  */
 export const FIRST_ACTIVATED_FD = 3;

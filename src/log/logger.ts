@@ -6,7 +6,8 @@ import { RepeatedLines } from './repeated-lines.js';
 import { LogSink } from './sink.js';
 
 /**
- * qemu-pr-helper's verbosity (pr-helper-protocol.md 4.2) on pino levels:
+ * qemu-pr-helper's verbosity (scsi/qemu-pr-helper.c: -q silences the
+ * per-connection messages, -v/-vv raise loglevel) on pino levels:
  * -q keeps errors only, the default shows connections, the audit trail and
  * failures, -v adds one line per request, -vv everything.
  */

@@ -28,7 +28,11 @@ function transportFields(t: TransportOutcome | undefined): Record<string, string
   return fields;
 }
 
-/** Why a command failed, most fundamental first (the order of pr-helper-protocol.md 2.3). */
+/**
+ * Why a command failed, most fundamental first: the order in which
+ * do_sgio_worker (scsi/qemu-pr-helper.c) decides, errno before host_status
+ * before driver_status before the device's own status.
+ */
 function cause(result: BackendResult, fields: Record<string, unknown>): string {
   const t = result.transport;
   if (t && t.errno !== 0) return `SG_IO ${fields['errno']}`;

@@ -74,13 +74,6 @@ describe('errno table (2.4a)', () => {
     });
   }
 
-  it('ENODEV under the 10.1 policy is HARDWARE ERROR 04/44/00', () => {
-    expect(mapErrno(19, 'qemu-10.1').sense.equals(sense96(EXPECTED_SENSE.INTERNAL_TARGET_FAILURE))).toBe(true);
-    const r = mapSgioOutcome(outcome({ errno: 19 }), 8192, 'qemu-10.1');
-    expect(r.status).toBe(CHECK_CONDITION);
-    expect(r.sense.equals(sense96(EXPECTED_SENSE.INTERNAL_TARGET_FAILURE))).toBe(true);
-  });
-
   it('mapErrno(0) does not claim success', () => {
     const r = mapErrno(0);
     expect(r.status).toBe(CHECK_CONDITION);

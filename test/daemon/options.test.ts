@@ -77,7 +77,7 @@ describe('-T', () => {
     ['pr_helper_connection', false],
     ['qio_channel_*', false],
   ])('pattern %s selects pr_helper_request: %s', async (pattern, selected) => {
-    const { traceSelects } = await import('../../src/cli/options.js');
+    const { traceSelects } = await import('../../src/log/trace-events.js');
     expect(traceSelects(pattern, 'pr_helper_request')).toBe(selected);
   });
 
