@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Suites that boot QEMU/TCG virtual machines: they load both cores for minutes. */
-const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts'];
+const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/systemd.test.ts'];
 
 // Limits, not performance assertions: daemons are spawned and the machine has
 // two cores.

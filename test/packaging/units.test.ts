@@ -69,9 +69,9 @@ describe('systemd units', () => {
     expect(read(SERVICE)).toMatch(/^#User=/m);
   });
 
-  it('the socket is the qemu-pr-helper path, group kvm, mode 0660', () => {
+  it('the socket is the qemu-pr-helper path, group kvm, mode 0660, removed on stop', () => {
     const lines = directives(read(SOCKET));
-    for (const line of ['ListenStream=/run/qemu-pr-helper.sock', 'SocketMode=0660', 'SocketGroup=kvm', 'WantedBy=sockets.target']) {
+    for (const line of ['ListenStream=/run/qemu-pr-helper.sock', 'SocketMode=0660', 'SocketGroup=kvm', 'RemoveOnStop=yes', 'WantedBy=sockets.target']) {
       expect(lines).toContain(line);
     }
   });

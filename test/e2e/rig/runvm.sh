@@ -14,6 +14,8 @@
 #                 runs it as "$HELPER_CMD -k <socket>"
 #   RIG_PASS_ENV  names of further variables to pass into the job
 #   RIG_CONSOLE=1 stream the serial console while the VM runs
+#   RIG_STAGE2    the new root's first program (default vm-stage2.sh; vm-stage2-systemd.sh
+#                 makes systemd PID 1, which then runs vm-stage2.sh as a service)
 # Writes console.log, job.log, timings.json in the output dir.
 set -eu
 RIG_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +38,7 @@ OUT=$(cd "$OUT" && pwd)
 rm -f "$OUT/.rc" "$OUT/.rc.tmp" "$OUT/.job-rc" "$OUT/.job-started" "$OUT/console.log" "$OUT/job.log"
 
 TIMEOUT=${RIG_TIMEOUT:-240}
+STAGE2=$(realpath "${RIG_STAGE2:-$RIG_DIR/vm-stage2.sh}") || rig_die "stage 2 ${RIG_STAGE2:-} not found"
 HELPER_CMD=${HELPER_CMD:-/usr/bin/qemu-pr-helper}
 
 # Environment for the job, as shell source: export NAME='value' (quotes escaped).
@@ -59,7 +62,7 @@ timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -monitor none -no-reboot \
     -chardev "file,id=con,path=$OUT/console.log" -serial chardev:con \
     -kernel "$VMLINUX" -initrd "$INITRD" \
-    -append "console=ttyS0 panic=-1 quiet mitigations=off rig.stage2=$RIG_DIR/vm-stage2.sh" \
+    -append "console=ttyS0 panic=-1 quiet mitigations=off rig.stage2=$STAGE2" \
     -fsdev local,id=hostroot,path=/,security_model=passthrough,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
     -fsdev "local,id=out,path=$OUT,security_model=passthrough,multidevs=remap" \

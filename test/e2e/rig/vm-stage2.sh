@@ -1,5 +1,6 @@
 #!/bin/sh
-# Stage 2 of the VM boot, PID 1 inside the new root (host tree over 9p + overlay).
+# Stage 2 of the VM boot, PID 1 inside the new root (host tree over 9p + overlay), or
+# systemd's rig-job.service when vm-stage2-systemd.sh made systemd PID 1.
 # Reads /run/rig/out/job.env (written by runvm.sh), runs $RIG_JOB, records its exit
 # status in /run/rig/out/.rc and powers off (QEMU runs with -no-reboot).
 set -u
@@ -15,10 +16,11 @@ finish() {
 
 . "$OUT/job.env" || finish 125
 
+# Under vm-stage2-systemd.sh, systemd has mounted some of these already.
 mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts
-mount -t tmpfs -o mode=1777 shm /dev/shm
-modprobe configfs && mount -t configfs configfs /sys/kernel/config
+mountpoint -q /dev/pts || mount -t devpts devpts /dev/pts
+mountpoint -q /dev/shm || mount -t tmpfs -o mode=1777 shm /dev/shm
+mountpoint -q /sys/kernel/config || { modprobe configfs && mount -t configfs configfs /sys/kernel/config; }
 hostname rig-vm
 ip link set lo up 2>/dev/null || true
 

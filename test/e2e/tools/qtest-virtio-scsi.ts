@@ -5,6 +5,8 @@
 // Runs INSIDE the rig VM (jobs/qemu-client.sh starts LIO, the helper and QEMU):
 //   node dist/test/e2e/tools/qtest-virtio-scsi.js --qtest SOCK --qmp SOCK \
 //        --disk-b /dev/sdX --helper-ctl test/e2e/rig/helper-ctl.sh --results FILE
+// Without --helper-ctl (a helper the job does not own, e.g. systemd's) the helper kill and
+// restart steps are left out.
 // Each step appends {"step", "ok", ...observations} to FILE; exit 0 iff all steps ok.
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -30,11 +32,11 @@ const { values: opt } = parseArgs({
   },
 });
 function usage(): never {
-  console.error('usage: qtest-virtio-scsi.js --disk-b DEV --helper-ctl SCRIPT [--qtest S] [--qmp S] [--results F]');
+  console.error('usage: qtest-virtio-scsi.js --disk-b DEV [--helper-ctl SCRIPT] [--qtest S] [--qmp S] [--results F]');
   process.exit(2);
 }
 const diskB: string = opt['disk-b'] ?? usage();
-const helperCtl: string = opt['helper-ctl'] ?? usage();
+const helperCtl = opt['helper-ctl'];
 
 // ---- CDBs (spc4r17 6.13 / 6.14) ----
 const cdb = (...bytes: number[]): Buffer => Buffer.from(bytes);
@@ -109,10 +111,12 @@ function sgPersist(args: string[]): { rc: number; out: string } {
   }
 }
 
-function runHelperCtl(action: 'start' | 'stop'): void {
-  const r = spawnSync(helperCtl, [action], { encoding: 'utf8', timeout: 30_000, stdio: 'inherit' });
+function runHelperCtl(script: string, action: 'start' | 'stop'): void {
+  const r = spawnSync(script, [action], { encoding: 'utf8', timeout: 30_000, stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`helper-ctl ${action} failed (${r.status ?? r.signal})`);
 }
+
+const keysOf = (r: ScsiResult): string[] | undefined => decodeReadKeys(r.dataIn.toString('hex'))?.keys;
 
 async function prConnected(qmp: Qmp): Promise<boolean | undefined> {
   const list = (await qmp.execute('query-pr-managers')) as Array<{ id: string; connected: boolean }>;
@@ -123,7 +127,6 @@ async function main(): Promise<void> {
   const qmp = await Qmp.connect(opt.qmp);
   const qt = await Qtest.connect(opt.qtest);
   const disk = new VirtioScsiLegacy(qt);
-  const keysOf = (r: ScsiResult): string[] | undefined => decodeReadKeys(r.dataIn.toString('hex'))?.keys;
   const readKeys = (): Promise<ScsiResult> => disk.command(prIn(READ_KEYS), { dataInLen: 8192 });
   const out = (sa: number, type: number, key: bigint, saKey: bigint): Promise<ScsiResult> =>
     disk.command(prOut(sa, type), { dataOut: basicParams({ key, saKey }) });
@@ -196,24 +199,7 @@ async function main(): Promise<void> {
     s.expect('sg_persist release on B exit', rel.rc, 0);
   });
 
-  await step('helper-killed', async (s) => {
-    runHelperCtl('stop');
-    // QEMU only notices on the next PR command (test-rigs.md 5).
-    s.line.connected_before = await prConnected(qmp);
-    const r = s.scsi('read_keys', await readKeys());
-    s.expect('status without a helper', r.status, CHECK_CONDITION);
-    s.line.sense_triple = senseTriple(r.sense.toString('hex'));
-    s.check(`QEMU retried its reconnect for a while (${r.ms} ms >= 1000 ms)`, r.ms >= 1000);
-    s.expect('query-pr-managers connected after the failure', (s.line.connected_after = await prConnected(qmp)), false);
-  });
-
-  await step('helper-restarted', async (s) => {
-    runHelperCtl('start');
-    const r = s.scsi('read_keys', await readKeys());
-    s.expect('status after restart', r.status, GOOD);
-    s.expect('keys after restart', keysOf(r), ['bbbb', '5157']);
-    s.expect('query-pr-managers connected', (s.line.connected = await prConnected(qmp)), true);
-  });
+  if (helperCtl !== undefined) await killAndRestartHelper(helperCtl, qmp, readKeys);
 
   await step('unregister', async (s) => {
     s.expect('unregister status', s.scsi('unregister', await out(REGISTER, 0, KEY_GUEST, 0n)).status, GOOD);
@@ -224,6 +210,27 @@ async function main(): Promise<void> {
 
   qt.close();
   qmp.close();
+}
+
+async function killAndRestartHelper(script: string, qmp: Qmp, readKeys: () => Promise<ScsiResult>): Promise<void> {
+  await step('helper-killed', async (s) => {
+    runHelperCtl(script, 'stop');
+    // QEMU only notices on the next PR command (test-rigs.md 5).
+    s.line.connected_before = await prConnected(qmp);
+    const r = s.scsi('read_keys', await readKeys());
+    s.expect('status without a helper', r.status, CHECK_CONDITION);
+    s.line.sense_triple = senseTriple(r.sense.toString('hex'));
+    s.check(`QEMU retried its reconnect for a while (${r.ms} ms >= 1000 ms)`, r.ms >= 1000);
+    s.expect('query-pr-managers connected after the failure', (s.line.connected_after = await prConnected(qmp)), false);
+  });
+
+  await step('helper-restarted', async (s) => {
+    runHelperCtl(script, 'start');
+    const r = s.scsi('read_keys', await readKeys());
+    s.expect('status after restart', r.status, GOOD);
+    s.expect('keys after restart', keysOf(r), ['bbbb', '5157']);
+    s.expect('query-pr-managers connected', (s.line.connected = await prConnected(qmp)), true);
+  });
 }
 
 main().then(
