@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /** Suites that boot QEMU/TCG virtual machines: they load both cores for minutes. */
 const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/systemd.test.ts'];
+/** Runs alone (npm run test:e2e:libvirt, vitest.libvirt.config.ts): an L2 guest boots for minutes. */
+const LIBVIRT_SUITE = 'test/e2e/libvirt.test.ts';
 
 // Limits, not performance assertions: daemons are spawned and the machine has
 // two cores.
@@ -14,7 +16,7 @@ export default defineConfig({
         test: {
           name: 'host',
           include: ['test/**/*.test.ts'],
-          exclude: ['dist/**', 'node_modules/**', ...VM_SUITES],
+          exclude: ['dist/**', 'node_modules/**', ...VM_SUITES, LIBVIRT_SUITE],
           ...timeouts,
           sequence: { groupOrder: 0 },
         },

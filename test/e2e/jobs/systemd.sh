@@ -28,19 +28,8 @@ jline sgp-register-b rc "$SGP_RC"
 # The machine this rig borrows its root from may forbid starting services from package
 # scripts (a container's policy-rc.d exits 101); a hypervisor host has no such policy.
 rm -f /usr/sbin/policy-rc.d
-# dpkg reads every installed package's file list first: 125k paths through 9p under TCG,
-# half a minute. Its database here holds only what the package depends on (this machine's
-# own nodejs and libc6 entries), so the install costs what the package itself costs.
-ADMIN=/run/dpkg-admin
-mkdir -p "$ADMIN/info" "$ADMIN/updates" "$ADMIN/triggers"
-dpkg-query -s nodejs libc6 > "$ADMIN/status"
-: > "$ADMIN/available"
-rc=0
-t0=$(cut -d' ' -f1 /proc/uptime)
-dpkg --admindir="$ADMIN" -i "$PR_HELPER_DEB" > "$RIG_OUT/dpkg.log" 2>&1 || rc=$?
-t1=$(cut -d' ' -f1 /proc/uptime)
-cat "$RIG_OUT/dpkg.log"
-jline dpkg-install rc "$rc" seconds "$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')" \
+install_deb "$PR_HELPER_DEB"
+jline dpkg-install rc "$DPKG_RC" seconds "$DPKG_SECONDS" \
     socket_enabled "$(systemctl is-enabled pr-helper.socket 2>&1 || true)" \
     socket_active "$(systemctl is-active pr-helper.socket 2>&1 || true)"
 

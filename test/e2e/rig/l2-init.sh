@@ -2,7 +2,7 @@
 # /init of the Tier 3 L2 guest (busybox sh, PID 1), booted by QEMU inside the rig VM.
 # Its /dev/sda is a scsi-block disk on LIO nexus A whose PR commands QEMU hands to the
 # helper under test. Runs sg_persist against it and prints one "L2R {json}" line per
-# step on the console (the rig VM collects them), then powers off.
+# step on the console (the rig VM collects them), then powers off (l2.poll=: see below).
 export PATH=/bin:/usr/bin
 /bin/busybox mkdir -p /proc /sys /dev
 /bin/busybox --install -s /bin
@@ -64,4 +64,20 @@ sgp --in --read-reservation /dev/sda
 l2r l2-read-reservation rc "$SGP_RC" \
     key "$(printf '%s\n' "$SGP_OUT" | sed -n 's/^ *Key=\(0x[0-9a-f]*\).*/\1/p')" \
     type "$(printf '%s\n' "$SGP_OUT" | sed -n 's/.*scope:.*type: *\(.*\)$/\1/p' | sed 's/ *$//')"
+
+# l2.poll=KEY (the libvirt tier): keep reading the keys, at most 30 times, until KEY is
+# among them. The rig VM registers KEY from the other nexus after it killed the helper, so
+# a READ KEYS that sees it went through a helper started after the kill.
+poll=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in l2.poll=*) poll=${arg#l2.poll=} ;; esac
+done
+i=0
+while [ -n "$poll" ] && [ "$i" -lt 30 ]; do
+    i=$((i + 1))
+    sgp --in --read-keys /dev/sda
+    l2r l2-poll n "$i" rc "$SGP_RC" keys "$(keys)" uptime "$(cut -d' ' -f1 /proc/uptime)"
+    case "$SGP_RC $(keys) " in "0 "*" $poll "*) break ;; esac
+    sleep 1
+done
 finish

@@ -56,3 +56,19 @@ drain_ua() {
     echo "drain_ua: $1 not ready after 5 TEST UNIT READY" >&2
     return 1
 }
+
+# install_deb DEB — dpkg -i DEB (output in $RIG_OUT/dpkg.log and on stdout). dpkg reads every
+# installed package's file list first: 125k paths through 9p under TCG, half a minute. Its
+# database here holds only this machine's entries of what our package depends on (nodejs,
+# libc6), so the install costs what the package itself costs. Sets DPKG_RC, DPKG_SECONDS.
+install_deb() {
+    admin=/run/dpkg-admin
+    mkdir -p "$admin/info" "$admin/updates" "$admin/triggers"
+    dpkg-query -s nodejs libc6 > "$admin/status"
+    : > "$admin/available"
+    DPKG_RC=0
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    dpkg --admindir="$admin" -i "$1" > "$RIG_OUT/dpkg.log" 2>&1 || DPKG_RC=$?
+    DPKG_SECONDS=$(awk -v a="$(cut -d' ' -f1 /proc/uptime)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
+    cat "$RIG_OUT/dpkg.log"
+}
