@@ -65,6 +65,12 @@ jline service-running active "$(show ActiveState)" sub "$(show SubState)" status
 # that ends meanwhile is simply not listed.
 awk -f "$RIG_DIR/thread-creds.awk" /proc/"$pid"/task/*/status >> "$RESULTS" 2>/dev/null || true
 
+# A failure the daemon logs at warn: SG_IO on /dev/null fails with ENOTTY. journald must
+# store it at priority warning, so that `journalctl -p warning` shows it.
+rc=0
+pr-helper client --socket "$SOCK" --device /dev/null read-keys > "$RIG_OUT/client-devnull.log" 2>&1 || rc=$?
+jline client-devnull rc "$rc"
+
 # Stopped with QEMU still connected, as an operator would.
 rc=0
 systemctl stop pr-helper.service pr-helper.socket || rc=$?
@@ -81,5 +87,8 @@ journalctl -u pr-helper.service --no-pager -o verbose > "$RIG_OUT/journal.txt" 2
 own() { journalctl -u pr-helper.service --no-pager -o cat "_PID=$pid" 2>/dev/null | grep -c "$1" || true; }
 jline journal accepting "$(own 'accepting connections')" stopping "$(own 'stopping')" stopped "$(own 'stopped')" \
     lines "$(journalctl -u pr-helper.service --no-pager -o cat "_PID=$pid" 2>/dev/null | wc -l)"
+at_warning() { journalctl -u pr-helper.service --no-pager -o cat -p warning "_PID=$pid" 2>/dev/null | grep -c "$1" || true; }
+jline journal-priority enotty_at_warning "$(at_warning 'SG_IO ENOTTY')" accepting_at_warning "$(at_warning 'accepting connections')" \
+    enotty_priority "$(journalctl -u pr-helper.service --no-pager -o json "_PID=$pid" 2>/dev/null | grep 'SG_IO ENOTTY' | sed -n 's/.*"PRIORITY":"\([0-9]\)".*/\1/p' | head -n 1)"
 journalctl -u pr-helper.service -u pr-helper.socket --no-pager -o short-monotonic || true
 echo "systemd job done: $(wc -l < "$RESULTS") result lines"

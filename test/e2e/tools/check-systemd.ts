@@ -75,6 +75,11 @@ function main(path: string): boolean {
   const journal = c.line('journal');
   c.check('journal: the daemon\'s own "accepting connections" line', Number(journal.accepting) >= 1, journal);
   c.check('journal: the daemon\'s own "stopping" and "stopped" lines', Number(journal.stopping) >= 1 && Number(journal.stopped) >= 1, journal);
+  c.check('journal: pr-helper client read-keys on /dev/null failed', Number(c.line('client-devnull').rc) !== 0, c.line('client-devnull'));
+  const priority = c.line('journal-priority');
+  c.equal('journal: the SG_IO ENOTTY failure stored at PRIORITY 4 (warning)', priority.enotty_priority, 4);
+  c.check('journal: journalctl -p warning shows the SG_IO failure', Number(priority.enotty_at_warning) >= 1, priority);
+  c.equal('journal: journalctl -p warning leaves out info lines ("accepting connections")', priority.accepting_at_warning, 0);
   return c.summary();
 }
 
