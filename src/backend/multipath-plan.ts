@@ -486,3 +486,57 @@ export function prOutCommand(action: number, scope: number, type: number, key: b
 export function repairCommand(repair: Pick<Repair, 'saKey' | 'allTgPt' | 'aptpl'>): BuiltOut {
   return prOutCommand(PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, LU_SCOPE, 0, 0n, repair.saKey, repair);
 }
+
+// ---------------------------------------------------------------------------
+// Keeping every path on the map's key
+
+/**
+ * The PR OUT actions that act on the reservation as the map's nexus: before
+ * them every usable path must carry the key the guest names, or a stale path
+ * could answer RESERVATION CONFLICT for the map, or hold a reservation the
+ * map's RELEASE never reaches (libmpathpersist 0.13 checks the same before
+ * releasing or preempting).
+ */
+export function checksKeyFirst(action: number): boolean {
+  return action === PrOutAction.RESERVE || action === PrOutAction.PREEMPT || action === PrOutAction.PREEMPT_AND_ABORT || action === PrOutAction.RELEASE;
+}
+
+/**
+ * REGISTER with RK = SARK = the key, the daemon's question "does this path's
+ * nexus carry the key?": GOOD means it is registered with exactly that key and
+ * nothing changes; RESERVATION CONFLICT means it is unregistered or carries
+ * another key (SPC-4 5.14.7, REGISTER by an unregistered nexus with a non-zero
+ * RK, or with an RK that is not its key). Keeps the device's APTPL state.
+ */
+export function carriesKeyProbe(key: bigint, flags: { allTgPt: boolean; aptpl: boolean }): BuiltOut {
+  return prOutCommand(PrOutAction.REGISTER, LU_SCOPE, 0, key, key, flags);
+}
+
+export interface CarryVerdict {
+  /** Registered with the key. */
+  readonly carrying: readonly string[];
+  /** Answered: not registered with the key. */
+  readonly stale: readonly string[];
+  /** No usable answer: unknown. */
+  readonly unknown: readonly string[];
+}
+
+/** Sorts the answers to carriesKeyProbe. */
+export function carryVerdict(results: readonly PathResult[]): CarryVerdict {
+  const pick = (f: (r: PathResult) => boolean) => results.filter(f).map((r) => r.path);
+  return {
+    carrying: pick((r) => r.kind === 'answer' && r.status === ScsiStatus.GOOD),
+    stale: pick((r) => r.kind === 'answer' && r.status === ScsiStatus.RESERVATION_CONFLICT),
+    unknown: pick((r) => r.kind === 'failure' || (r.status !== ScsiStatus.GOOD && r.status !== ScsiStatus.RESERVATION_CONFLICT)),
+  };
+}
+
+/**
+ * Before a stale path gets the map's key back: the key must still be
+ * registered on the logical unit (READ KEYS lists every nexus's key). If it
+ * is not, another node removed it (PREEMPT, CLEAR): registering it again
+ * would undo a fence, so the map's key is forgotten instead.
+ */
+export function keyStillRegistered(readKeysData: Uint8Array, key: bigint): boolean {
+  return parseReadKeys(readKeysData).includes(key);
+}

@@ -24,16 +24,22 @@ import * as native from '../native/binding.js';
 import { MAX_TRANSFER } from '../protocol/constants.js';
 import type { CommandResult } from '../protocol/response.js';
 import { formatReservationKey, PrInAction, PrOutAction, prOutActionName } from '../scsi/pr-codes.js';
+import { describePrCommand, statusName } from '../scsi/pr-describe.js';
 import type { ReservationDescriptor } from '../scsi/pr-in.js';
 import { fixedSense, Sense } from '../scsi/sense.js';
 import { ScsiStatus } from '../scsi/status.js';
 import type { BackendRequest } from './backend.js';
+import { MapKeyBook, type MapKey } from './multipath-keys.js';
 import {
+  carriesKeyProbe,
+  carryVerdict,
+  checksKeyFirst,
   classifyOutcome,
   decideFanOut,
   decideRelease,
   exhaustedReply,
   isUnitAttention,
+  keyStillRegistered,
   parsePtplActive,
   parseReadKeys,
   parseReadReservation,
@@ -45,6 +51,7 @@ import {
   singleStep,
   unreachable,
   UNIT_ATTENTION_RETRIES,
+  type BuiltOut,
   type FanOutMode,
   type OutCommand,
   type PathAnswer,
@@ -76,11 +83,27 @@ export interface MultipathOptions {
   readonly openTimeoutMs?: number;
   /** Replaces open(2) of path nodes, resolving with the descriptor (tests). */
   readonly openFile?: (path: string, flags: number) => Promise<number>;
+  /** How often the paths of the maps with a remembered key are looked at, in ms; 0: never (tests call poll()). */
+  readonly pollIntervalMs?: number;
+  /** Runs `tick` every `ms` until the returned function is called (tests replace the clock). */
+  readonly every?: (ms: number, tick: () => void) => () => void;
+  /** How long a command waits for a path's re-registration before it goes on without that path, in ms. */
+  readonly repairWaitMs?: number;
 }
 
 const S_IFMT = 0o170000;
 const S_IFBLK = 0o060000;
 const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+/**
+ * A few small sysfs reads per served map: cheap enough to notice a returning
+ * path within seconds, the window in which its nexus lacks the map's key.
+ */
+export const DEFAULT_POLL_INTERVAL_MS = 2_000;
+/**
+ * QEMU retries EAGAIN for up to ~1 s before it fails the I/O or stops the VM
+ * (2c3165a1a6); a command never waits longer than this for a re-registration.
+ */
+export const DEFAULT_REPAIR_WAIT_MS = 250;
 const MPATH_UUID_PREFIX = 'mpath-';
 
 /** Linux dev_t -> major/minor (glibc's gnu_dev_major/minor). */
@@ -221,6 +244,13 @@ export class MultipathRouter {
   private readonly pendingOpens = new Map<string, Promise<unknown>>();
   /** Tail of each map's PR OUT queue. */
   private readonly mapQueues = new Map<string, Promise<void>>();
+  /** The key of each map served, and which of its paths carry it. */
+  private readonly book = new MapKeyBook();
+  /** Re-registrations of returning paths that have not finished, by path node. */
+  private readonly repairs = new Map<string, Promise<void>>();
+  private readonly repairWaitMs: number;
+  private readonly stopWatch: (() => void) | null;
+  private polling: Promise<void> | null = null;
 
   constructor(private readonly options: MultipathOptions) {
     this.sysfsRoot = options.sysfsRoot ?? '/sys';
@@ -229,6 +259,14 @@ export class MultipathRouter {
     this.identify = options.identify ?? identifyByFstat;
     this.openTimeoutMs = options.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
     this.openFile = options.openFile ?? openFd;
+    this.repairWaitMs = options.repairWaitMs ?? DEFAULT_REPAIR_WAIT_MS;
+    const interval = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.stopWatch = interval > 0 ? (options.every ?? everyMs)(interval, () => void this.poll()) : null;
+  }
+
+  /** Stops watching the maps' paths. */
+  close(): void {
+    this.stopWatch?.();
   }
 
   /** The reply for a request on a multipath map, or null when the descriptor is not one. */
@@ -243,18 +281,207 @@ export class MultipathRouter {
       log.warn({ device: `${identity.major}:${identity.minor}`, err: probe.error }, 'cannot read the device-mapper state from sysfs; treating the device as a single path');
       return null;
     }
-    const map = probe.map;
-    const mapLog = log.child({ map: map.name, dm: map.devno });
-    const session = new PathSession(this, map, mapLog);
+    const mapLog = log.child({ map: probe.map.name, dm: probe.map.devno });
     try {
-      if (request.direction === 'in') return await this.prIn(session, request);
-      return await this.serialized(map.uuid, () => this.prOut(session, request));
+      if (request.direction === 'in') {
+        // PR IN changes nothing: it only waits (briefly) for re-registrations
+        // that are already running, so that it does not go down such a path.
+        this.book.observe(probe.map);
+        await this.settle(probe.map);
+        return await this.withSession(probe.map, mapLog, (session) => this.prIn(session, request));
+      }
+      return await this.serialized(probe.map.uuid, async () => {
+        // The paths may have changed while this command waited for the map.
+        const map = this.reprobe(probe.map.devno, probe.map.uuid) ?? probe.map;
+        await this.ensureKeys(map, mapLog);
+        return this.withSession(map, mapLog, (session) => this.prOut(session, request));
+      });
     } catch (err) {
       mapLog.error({ err }, 'multipath command failed; replying ABORTED COMMAND');
       return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.IO_PROCESS_TERMINATED) };
+    }
+  }
+
+  private async withSession<T>(map: MapInfo, log: Logger, task: (session: PathSession) => Promise<T>): Promise<T> {
+    const session = new PathSession(this, map, log, this.busyPaths(map));
+    try {
+      return await task(session);
     } finally {
       session.close();
     }
+  }
+
+  // ---- keeping every path on the map's key --------------------------------
+
+  /**
+   * One look at every map with a remembered key: paths that are usable again,
+   * or joined the map, and may lack its key are re-registered (the interval
+   * timer calls this; tests call it directly). Maps run side by side, each
+   * in its map's PR OUT queue, so a repair never interleaves with a fan-out.
+   */
+  poll(): Promise<void> {
+    this.polling ??= this.pollMaps().finally(() => (this.polling = null));
+    return this.polling;
+  }
+
+  private async pollMaps(): Promise<void> {
+    await Promise.all(
+      this.book.served().map(async ({ uuid, devno }) => {
+        const map = this.reprobe(devno, uuid);
+        if (!map) {
+          this.book.forget(uuid);
+          this.options.log.info({ dm: devno, uuid }, 'multipath map gone; its key is no longer watched');
+          return;
+        }
+        if (this.book.observe(map).length === 0) return;
+        const log = this.options.log.child({ map: map.name, dm: map.devno });
+        try {
+          await this.serialized(uuid, () => this.ensureKeys(map, log));
+        } catch (err) {
+          log.error({ err }, 're-registering returning paths failed');
+        }
+      }),
+    );
+  }
+
+  /** The map behind a device number again, or null when it is no longer the map `uuid`. */
+  private reprobe(devno: string, uuid: string): MapInfo | null {
+    const [major, minor] = devno.split(':').map(Number) as [number, number];
+    const probe = probeMap({ block: true, major, minor }, this.sysfsRoot, this.devRoot);
+    return probe.kind === 'map' && probe.map.uuid === uuid ? probe.map : null;
+  }
+
+  /**
+   * Starts the re-registration of every usable path that may lack the map's
+   * key and waits for the map's running ones, at most repairWaitMs: a path
+   * whose repair takes longer is left out of the command that waited.
+   */
+  private async ensureKeys(map: MapInfo, log: Logger): Promise<void> {
+    const suspects = this.book.observe(map);
+    const key = this.book.key(map.uuid);
+    if (key) for (const name of suspects) this.startRepair(map, name, key, log);
+    await this.settle(map);
+  }
+
+  private startRepair(map: MapInfo, name: string, key: MapKey, log: Logger): void {
+    const node = map.paths.find((p) => p.name === name)?.node;
+    if (node === undefined || this.repairs.has(node)) return;
+    const task = this.reRegister(map, name, key, log.child({ path: name }))
+      .catch((err: unknown) => log.error({ err, path: name }, 're-registering a path of the map failed'))
+      .finally(() => this.repairs.delete(node));
+    this.repairs.set(node, task);
+  }
+
+  private async settle(map: MapInfo): Promise<void> {
+    const pending = map.paths.map((p) => this.repairs.get(p.node)).filter((t): t is Promise<void> => t !== undefined);
+    if (pending.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.repairWaitMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(pending), waited]);
+    clearTimeout(timer);
+  }
+
+  /** Paths with a re-registration still running: no command goes down them. */
+  private busyPaths(map: MapInfo): ReadonlySet<string> {
+    return new Set(map.paths.filter((p) => this.repairs.has(p.node)).map((p) => p.name));
+  }
+
+  /**
+   * One path that may lack the map's key: if the key is still registered on
+   * the logical unit and the path does not carry it, REGISTER AND IGNORE
+   * EXISTING KEY gives it the key (or, for a map unregistered through us,
+   * takes the path's old registration away). Never re-registers a key another
+   * node removed: that would undo a fence.
+   */
+  private async reRegister(map: MapInfo, name: string, key: MapKey, log: Logger): Promise<void> {
+    const session = new PathSession(this, map, log, new Set(), true);
+    try {
+      if (key.key !== 0n) {
+        const keys = await session.runSettled(name, prInCommand(PrInAction.READ_KEYS), null);
+        if (keys.kind !== 'answer' || keys.status !== ScsiStatus.GOOD || keys.data === null) {
+          log.debug({ result: summarize(keys) }, 'returning path: READ KEYS failed; trying again later');
+          return;
+        }
+        if (!keyStillRegistered(keys.data, key.key)) {
+          this.book.forget(map.uuid, key.generation);
+          log.warn(
+            { key: formatReservationKey(key.key) },
+            "the map's key is no longer registered on the device (another initiator preempted or cleared it): returning paths are not re-registered",
+          );
+          return;
+        }
+      }
+      const aptpl = await this.ptplActive(session, name);
+      if (key.key !== 0n) {
+        const probe = carriesKeyProbe(key.key, { allTgPt: key.allTgPt, aptpl });
+        const verdict = carryVerdict([await session.runSettled(name, probe.cdb, probe.params)]);
+        if (verdict.carrying.length > 0) {
+          this.book.verify(map.uuid, name, key.generation);
+          log.debug({ key: formatReservationKey(key.key) }, 'returning path still carries the map key');
+          return;
+        }
+        if (verdict.stale.length === 0) return;
+      }
+      const fix = repairCommand({ saKey: key.key, allTgPt: key.allTgPt, aptpl });
+      const result = await session.runSettled(name, fix.cdb, fix.params);
+      audit(log, map, name, fix, result, 'path usable again without the map key');
+      if (result.kind === 'answer' && result.status === ScsiStatus.GOOD && !this.book.verify(map.uuid, name, key.generation)) {
+        log.info('the map key changed during the re-registration; the path is checked again');
+      }
+    } finally {
+      session.close();
+    }
+  }
+
+  /**
+   * Before RESERVE, PREEMPT (AND ABORT) and RELEASE: every usable path is
+   * asked whether it carries the guest's key; if one does (so the map's nexus
+   * is registered with it), the others get it too. If none does, nothing is
+   * touched and the device answers the command as it would a single path.
+   *
+   * A UNIT ATTENTION on the path the command would have gone to first is the
+   * command's answer (returned; the guest retries), as it would have been
+   * without the check; on the other paths it is consumed, as in a fan-out.
+   */
+  private async checkKeyFirst(session: PathSession, command: OutCommand): Promise<CommandResult | null> {
+    if (!checksKeyFirst(command.action) || command.key === 0n) return null;
+    const known = this.book.key(session.map.uuid);
+    const allTgPt = known?.key === command.key && known.allTgPt;
+    const targets = allTgPt ? session.onePerHost(session.fanOutPaths()) : session.fanOutPaths();
+    if (targets.length === 0) return null;
+    const first = session.order()[0];
+    // The guest's command is still to come: its UNIT ATTENTION stays its own.
+    const capabilities = await session.run(targets[0]!, prInCommand(PrInAction.REPORT_CAPABILITIES), 'in');
+    if (targets[0] === first && isUnitAttention(capabilities)) return answerReply(capabilities, 0);
+    const aptpl = await this.ptplActive(session, targets[0]!, isUnitAttention(capabilities) ? undefined : capabilities);
+    const probe = carriesKeyProbe(command.key, { allTgPt, aptpl });
+    const verdict = carryVerdict(await Promise.all(targets.map((p) => session.runSettled(p, probe.cdb, probe.params))));
+    if (verdict.carrying.length === 0) {
+      session.log.debug({ key: formatReservationKey(command.key) }, 'no path of the map carries the key; nothing to repair');
+      return null;
+    }
+    const why = `check before ${prOutActionName(command.action)}`;
+    const repaired = await this.repair(session, { why: 'missed-registration', paths: verdict.stale, saKey: command.key, allTgPt, aptpl }, why);
+    this.carrying(session.map, command.key, allTgPt, [...verdict.carrying, ...repaired]);
+    return null;
+  }
+
+  /** These paths carry `key`: remember it, or mark them if it is the key remembered. */
+  private carrying(map: MapInfo, key: bigint, allTgPt: boolean, paths: readonly string[]): void {
+    const known = this.book.key(map.uuid);
+    if (known?.key !== key) {
+      this.book.learn(map, key, allTgPt, paths);
+      return;
+    }
+    for (const p of paths) this.book.verify(map.uuid, p, known.generation);
+  }
+
+  /** @internal A path failed at the transport level: check its key before it is used again. */
+  pathFailed(map: MapInfo, name: string): void {
+    this.book.suspect(map.uuid, name);
   }
 
   private async serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
@@ -296,10 +523,14 @@ export class MultipathRouter {
       case 'reply':
         session.log.debug({ why: plan.why }, 'PR OUT answered without a path');
         return plan.result;
-      case 'fan-out':
-        return this.fanOut(session, request, plan.mode, plan.command);
-      case 'single':
-        return this.single(session, request, plan.command, plan.after, plan.checkOwnReservation);
+      case 'fan-out': {
+        const attention = plan.mode === 'release' ? await this.checkKeyFirst(session, plan.command) : null;
+        return attention ?? this.fanOut(session, request, plan.mode, plan.command);
+      }
+      case 'single': {
+        const attention = await this.checkKeyFirst(session, plan.command);
+        return attention ?? this.single(session, request, plan.command, plan.after, plan.checkOwnReservation);
+      }
     }
   }
 
@@ -319,8 +550,12 @@ export class MultipathRouter {
       const answer = result as PathAnswer;
       if (answer.status === ScsiStatus.GOOD && after === 'restore-other-paths') await this.restoreOtherPaths(session, command, path);
       if (answer.status === ScsiStatus.GOOD && after === 'unregister-other-paths') {
-        await this.repair(session, { why: 'rollback', paths: session.fanOutPaths().filter((p) => p !== path), saKey: 0n, allTgPt: false, aptpl: command.aptpl }, 'REGISTER AND MOVE with UNREG');
+        const others = session.fanOutPaths().filter((p) => p !== path);
+        const unregistered = await this.repair(session, { why: 'rollback', paths: others, saKey: 0n, allTgPt: false, aptpl: command.aptpl }, 'REGISTER AND MOVE with UNREG');
+        this.book.learn(session.map, 0n, false, [path, ...unregistered]);
       }
+      // CLEAR removed every registration on the device: nothing left to keep.
+      if (answer.status === ScsiStatus.GOOD && command.action === PrOutAction.CLEAR) this.book.forget(session.map.uuid);
       return answerReply(answer, 0);
     }
     session.note(results);
@@ -355,7 +590,15 @@ export class MultipathRouter {
       session.note(list);
       if (decision.kind === 'verify-release') return this.verifyRelease(session, command, list);
       if (decision.note) session.log.warn({ action: prOutActionName(command.action) }, decision.note);
-      if (decision.repair) await this.repair(session, decision.repair, prOutActionName(command.action));
+      const repaired = decision.repair ? await this.repair(session, decision.repair, prOutActionName(command.action)) : [];
+      if (mode !== 'release' && decision.result.status === ScsiStatus.GOOD) {
+        const registered = list.filter((r) => r.kind === 'answer' && r.status === ScsiStatus.GOOD).map((r) => r.path);
+        this.book.learn(session.map, command.saKey, command.allTgPt, [...registered, ...repaired]);
+        // Paths that came up while the registration ran get the key now too
+        // (libmpathpersist 0.14 fixed the same window).
+        const now = this.reprobe(session.map.devno, session.map.uuid);
+        if (now) await this.ensureKeys(now, session.log);
+      }
       return decision.result;
     }
   }
@@ -392,7 +635,11 @@ export class MultipathRouter {
     }
     const release = prOutCommand(PrOutAction.RELEASE, reservation.scope, reservation.type, command.key, 0n);
     const released = await session.runSettled(via, release.cdb, release.params);
-    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== via), saKey: command.key, allTgPt: false, aptpl }, 'RELEASE take-over');
+    const restored = await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== via), saKey: command.key, allTgPt: false, aptpl }, 'RELEASE take-over');
+    // The PREEMPT removed the registrations of the unreachable paths: they are
+    // re-registered when they come back (poll), the others carry the key.
+    for (const p of session.map.paths) if (p.name !== via && !restored.includes(p.name)) this.book.suspect(session.map.uuid, p.name);
+    this.carrying(session.map, command.key, false, [via, ...restored]);
     if (released.kind !== 'answer' || released.status !== ScsiStatus.GOOD) {
       log.error({ result: summarize(released) }, 'RELEASE take-over: RELEASE failed after the PREEMPT');
       return released.kind === 'answer' ? answerReply(released, 0) : released.reply;
@@ -421,18 +668,28 @@ export class MultipathRouter {
       return;
     }
     const aptpl = await this.ptplActive(session, sender);
-    await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== sender), saKey: command.key, allTgPt: false, aptpl }, prOutActionName(command.action));
+    const restored = await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== sender), saKey: command.key, allTgPt: false, aptpl }, prOutActionName(command.action));
+    // The device removed the registrations of the paths not reached as well.
+    for (const p of session.map.paths) if (p.name !== sender && !restored.includes(p.name)) this.book.suspect(session.map.uuid, p.name);
+    this.carrying(session.map, command.key, false, [sender, ...restored]);
   }
 
-  /** REGISTER AND IGNORE EXISTING KEY on each path of the repair (UNIT ATTENTION retried). Logs, never fails. */
-  private async repair(session: PathSession, repair: Repair, after: string): Promise<void> {
-    if (repair.paths.length === 0) return;
-    const { cdb, params } = repairCommand(repair);
-    const outcomes = await Promise.all(repair.paths.map((p) => session.runSettled(p, cdb, params)));
+  /**
+   * REGISTER AND IGNORE EXISTING KEY on each path of the repair (UNIT ATTENTION
+   * retried), with an audit line per path. Logs, never fails; returns the
+   * paths that took it.
+   */
+  private async repair(session: PathSession, repair: Repair, after: string): Promise<string[]> {
+    if (repair.paths.length === 0) return [];
+    const built = repairCommand(repair);
+    const outcomes = await Promise.all(repair.paths.map((p) => session.runSettled(p, built.cdb, built.params)));
+    outcomes.forEach((r) => audit(session.log, session.map, r.path, built, r, `${repair.why} after ${after}`));
     const failed = outcomes.filter((r) => r.kind !== 'answer' || r.status !== ScsiStatus.GOOD);
     const fields = { why: repair.why, after, key: formatReservationKey(repair.saKey), paths: repair.paths, results: outcomes.map(summarize) };
     if (failed.length === 0) session.log.info(fields, 'paths of the map re-registered');
     else session.log.warn(fields, 're-registering paths of the map failed on some paths; they keep their old registration');
+    for (const r of failed) this.book.suspect(session.map.uuid, r.path);
+    return outcomes.filter((r) => r.kind === 'answer' && r.status === ScsiStatus.GOOD).map((r) => r.path);
   }
 
   /** READ RESERVATION through the given paths first, then any other; undefined if nothing answered it. */
@@ -452,8 +709,8 @@ export class MultipathRouter {
   }
 
   /** PTPL_A from REPORT CAPABILITIES, so that re-registrations keep the device's APTPL state. */
-  private async ptplActive(session: PathSession, path: string): Promise<boolean> {
-    const r = await session.runSettled(path, prInCommand(PrInAction.REPORT_CAPABILITIES), null);
+  private async ptplActive(session: PathSession, path: string, answered?: PathResult): Promise<boolean> {
+    const r = answered ?? (await session.runSettled(path, prInCommand(PrInAction.REPORT_CAPABILITIES), null));
     try {
       if (r.kind === 'answer' && r.status === ScsiStatus.GOOD && r.data !== null) return parsePtplActive(r.data);
     } catch {
@@ -538,10 +795,17 @@ class PathSession {
   private readonly broken = new Map<string, PathResult>();
   private readonly byName: Map<string, MapPath>;
 
+  /**
+   * @param busy paths being re-registered: not used by this request
+   * @param background the daemon's own work: path failures are logged at debug
+   *   (the path is retried every poll while it is down)
+   */
   constructor(
     private readonly router: MultipathRouter,
     readonly map: MapInfo,
     readonly log: Logger,
+    private readonly busy: ReadonlySet<string> = new Set(),
+    private readonly background = false,
   ) {
     this.byName = new Map(map.paths.map((p) => [p.name, p]));
   }
@@ -549,12 +813,12 @@ class PathSession {
   /** Paths for one-path commands, best first: running, stateless, then blocked ones. */
   order(): string[] {
     const rank: Record<PathUse, number> = { first: 0, later: 1, 'last-resort': 2, never: 3 };
-    return this.map.paths.filter((p) => p.use !== 'never').sort((a, b) => rank[a.use] - rank[b.use]).map((p) => p.name);
+    return this.map.paths.filter((p) => p.use !== 'never' && !this.busy.has(p.name)).sort((a, b) => rank[a.use] - rank[b.use]).map((p) => p.name);
   }
 
   /** Paths a fan-out sends to: not the blocked ones, it would wait for them. */
   fanOutPaths(): string[] {
-    return this.map.paths.filter((p) => p.use === 'first' || p.use === 'later').map((p) => p.name);
+    return this.map.paths.filter((p) => (p.use === 'first' || p.use === 'later') && !this.busy.has(p.name)).map((p) => p.name);
   }
 
   /** The first of the given paths on each SCSI host (paths of unknown host all kept). */
@@ -571,9 +835,10 @@ class PathSession {
 
   /** The paths a command of this kind does not try, as failures (they count as not reached). */
   skipped(kind: 'single' | 'fan-out' = 'single'): PathResult[] {
-    return this.map.paths
-      .filter((p) => p.use === 'never' || (kind === 'fan-out' && p.use === 'last-resort'))
+    const notUsed = this.map.paths
+      .filter((p) => !this.busy.has(p.name) && (p.use === 'never' || (kind === 'fan-out' && p.use === 'last-resort')))
       .map((p) => unreachable(p.name, `not used: device state ${p.state ?? 'unknown'}`));
+    return [...notUsed, ...[...this.busy].map((name) => unreachable(name, 'not used: being re-registered'))];
   }
 
   /** Sends one command through one path. Never throws. */
@@ -601,7 +866,10 @@ class PathSession {
     }
     if (result.kind === 'failure') {
       this.broken.set(name, result);
-      this.log.warn({ path: name, reason: result.reason, cdb: cdb.subarray(0, 10).toString('hex') }, 'path failed; using the other paths of the map');
+      this.router.pathFailed(this.map, name);
+      const fields = { path: name, reason: result.reason, cdb: cdb.subarray(0, 10).toString('hex') };
+      if (this.background) this.log.debug(fields, 'path failed');
+      else this.log.warn(fields, 'path failed; using the other paths of the map');
     }
     return result;
   }
@@ -658,4 +926,22 @@ function summarize(r: PathResult): Record<string, unknown> {
   const out: Record<string, unknown> = { path: r.path, status: r.status };
   if (r.status === ScsiStatus.CHECK_CONDITION) out['sense'] = r.sense.subarray(0, 18).toString('hex');
   return out;
+}
+
+function everyMs(ms: number, tick: () => void): () => void {
+  const timer = setInterval(tick, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/**
+ * An audit-trail line for a PR OUT the daemon sent on its own through one path
+ * (the connection writes the guest's; same fields, plus the path and why).
+ */
+function audit(log: Logger, map: MapInfo, path: string, built: BuiltOut, result: PathResult, why: string): void {
+  const command = describePrCommand(built.cdb, built.params);
+  const status = result.kind === 'answer' ? statusName(result.status) : 'path failure';
+  const fields = { ...command, status, origin: 'daemon', why, mpath: map.name, dm: map.devno, dev: path, ...(result.kind === 'failure' ? { failure: result.reason } : {}) };
+  const good = result.kind === 'answer' && result.status === ScsiStatus.GOOD;
+  (good ? log.info.bind(log) : log.warn.bind(log))(fields, `${command.op} ${command.action}: ${status} (by the daemon on path ${path}: ${why})`);
 }

@@ -113,5 +113,7 @@ export class SgioBackend implements Backend {
     return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.INVALID_OPCODE) };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.multipath.close();
+  }
 }

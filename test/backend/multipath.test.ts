@@ -459,15 +459,29 @@ describe('PR OUT: the map behaves like one nexus', () => {
     expect(fullStatus(h.san).map((d) => d.port)).toEqual([3]);
   });
 
-  it('a path that missed a registration gets the new key on the next REGISTER (R&IEK repair)', async () => {
+  it('a path that lost its registration behind the daemon\'s back gets the new key on the next REGISTER (R&IEK repair)', async () => {
+    await h.send('dm-0', prOut(REGISTER, 0, 0n, KA));
+    expect(h.san.run('sdb', prOut(R_IEK, 0, 0n, 0n)).status).toBe(GOOD); // e.g. a new nexus after a relogin
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA, KA2)))).toBe(GOOD); // sdb: conflict, repaired
+    expect(registeredPorts(KA2)).toEqual([1, 2]);
+    expect(h.logs.some((l) => l['msg'] === 'paths of the map re-registered' && l['why'] === 'missed-registration')).toBe(true);
+  });
+
+  it('a path that was offline during a key change gets the new key before the next command uses it', async () => {
     await h.send('dm-0', prOut(REGISTER, 0, 0n, KA));
     h.tree.setState('sdb', 'offline');
     expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA, KA2)))).toBe(GOOD); // sdb keeps KA
     expect(fullStatus(h.san).filter((d) => d.port !== 3).map((d) => d.key)).toEqual([KA2, KA]);
     h.tree.setState('sdb', 'running');
-    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA2, KA3)))).toBe(GOOD); // sdb: conflict, repaired
+    h.san.calls.length = 0;
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA2, KA3)))).toBe(GOOD);
     expect(registeredPorts(KA3)).toEqual([1, 2]);
-    expect(h.logs.some((l) => l['msg'] === 'paths of the map re-registered' && l['why'] === 'missed-registration')).toBe(true);
+    // sdb got KA2 back before the guest's REGISTER went down it, so the REGISTER found no stale path.
+    const guestRegister = h.san.calls.findIndex((c) => c.cdb.startsWith('5f00') && c.path === 'sdb' && c.length === 24 && c.cdb.length === 32);
+    const repairOnSdb = h.san.calls.findIndex((c) => c.cdb.startsWith('5f06') && c.path === 'sdb');
+    expect(repairOnSdb).toBeGreaterThanOrEqual(0);
+    expect(repairOnSdb).toBeLessThan(guestRegister);
+    expect(h.logs.some((l) => l['msg'] === 'paths of the map re-registered')).toBe(false);
   });
 
   it('unregistering with a path that never had the key: GOOD, nothing left', async () => {
@@ -499,7 +513,7 @@ describe('PR OUT: the map behaves like one nexus', () => {
     expect(h.san.run('sdb', prOut(RESERVE, WE_RO, KA, 0n)).status).toBe(GOOD); // held through sdb's nexus
     h.san.calls.length = 0;
     expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA, 0n)))).toBe(GOOD);
-    expect(h.san.calls.map((c) => c.path)).toEqual(['sda', 'sdb']);
+    expect(h.san.calls.filter((c) => c.cdb.startsWith('5f01')).map((c) => c.path)).toEqual(['sda', 'sdb']);
   });
 
   it('node B preempts A: A\'s next command sees the UNIT ATTENTION once; A re-registers on both paths', async () => {
