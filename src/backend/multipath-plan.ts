@@ -535,8 +535,16 @@ export function carryVerdict(results: readonly PathResult[]): CarryVerdict {
  * Before a stale path gets the map's key back: the key must still be
  * registered on the logical unit (READ KEYS lists every nexus's key). If it
  * is not, another node removed it (PREEMPT, CLEAR): registering it again
- * would undo a fence, so the map's key is forgotten instead.
+ * would undo a fence, so the map's key is forgotten instead. Null: the data
+ * is too short to tell, or cut off before the key could have been listed.
  */
-export function keyStillRegistered(readKeysData: Uint8Array, key: bigint): boolean {
-  return parseReadKeys(readKeysData).includes(key);
+export function keyStillRegistered(readKeysData: Uint8Array, key: bigint): boolean | null {
+  try {
+    const list = decodeReadKeys(readKeysData);
+    if (list.keys.includes(key)) return true;
+    return list.truncated ? null : false;
+  } catch (err) {
+    if (err instanceof PrDataError) return null;
+    throw err;
+  }
 }

@@ -54,6 +54,7 @@ import {
   type BuiltOut,
   type FanOutMode,
   type OutCommand,
+  type OutPlan,
   type PathAnswer,
   type PathResult,
   type Repair,
@@ -250,7 +251,8 @@ export class MultipathRouter {
   private readonly repairs = new Map<string, Promise<void>>();
   private readonly repairWaitMs: number;
   private readonly stopWatch: (() => void) | null;
-  private polling: Promise<void> | null = null;
+  /** Looks at a map's paths that have not finished, by dm uuid. */
+  private readonly polling = new Map<string, Promise<void>>();
 
   constructor(private readonly options: MultipathOptions) {
     this.sysfsRoot = options.sysfsRoot ?? '/sys';
@@ -290,11 +292,16 @@ export class MultipathRouter {
         await this.settle(probe.map);
         return await this.withSession(probe.map, mapLog, (session) => this.prIn(session, request));
       }
+      const plan = planOut(request.cdb, request.params);
+      if (plan.kind === 'reply') {
+        mapLog.debug({ why: plan.why }, 'PR OUT answered without a path');
+        return plan.result;
+      }
       return await this.serialized(probe.map.uuid, async () => {
         // The paths may have changed while this command waited for the map.
         const map = this.reprobe(probe.map.devno, probe.map.uuid) ?? probe.map;
         await this.ensureKeys(map, mapLog);
-        return this.withSession(map, mapLog, (session) => this.prOut(session, request));
+        return this.withSession(map, mapLog, (session) => this.prOut(session, plan, request));
       });
     } catch (err) {
       mapLog.error({ err }, 'multipath command failed; replying ABORTED COMMAND');
@@ -315,33 +322,44 @@ export class MultipathRouter {
 
   /**
    * One look at every map with a remembered key: paths that are usable again,
-   * or joined the map, and may lack its key are re-registered (the interval
-   * timer calls this; tests call it directly). Maps run side by side, each
-   * in its map's PR OUT queue, so a repair never interleaves with a fan-out.
+   * or joined the map, and may lack its key get their re-registration started
+   * (the interval timer calls this; tests await it). Each map is looked at on
+   * its own: a map whose PR OUT queue is held up by a hung path does not keep
+   * the others from being looked at on the next tick. The look waits in the
+   * map's PR OUT queue, so a repair never starts in the middle of a fan-out,
+   * but it does not wait for the repairs it starts: they run on the paths'
+   * native threads, and the next command on the map waits for them briefly.
    */
   poll(): Promise<void> {
-    this.polling ??= this.pollMaps().finally(() => (this.polling = null));
-    return this.polling;
+    return Promise.all(this.book.served().map(({ uuid, devno }) => this.pollMap(uuid, devno))).then(() => undefined);
   }
 
-  private async pollMaps(): Promise<void> {
-    await Promise.all(
-      this.book.served().map(async ({ uuid, devno }) => {
-        const map = this.reprobe(devno, uuid);
-        if (!map) {
-          this.book.forget(uuid);
-          this.options.log.info({ dm: devno, uuid }, 'multipath map gone; its key is no longer watched');
-          return;
-        }
-        if (this.book.observe(map).length === 0) return;
-        const log = this.options.log.child({ map: map.name, dm: map.devno });
-        try {
-          await this.serialized(uuid, () => this.ensureKeys(map, log));
-        } catch (err) {
-          log.error({ err }, 're-registering returning paths failed');
-        }
-      }),
-    );
+  private pollMap(uuid: string, devno: string): Promise<void> {
+    const running = this.polling.get(uuid);
+    if (running) return running;
+    const look = this.lookAtMap(uuid, devno).finally(() => this.polling.delete(uuid));
+    this.polling.set(uuid, look);
+    return look;
+  }
+
+  private async lookAtMap(uuid: string, devno: string): Promise<void> {
+    const map = this.reprobe(devno, uuid);
+    if (!map) {
+      this.book.forget(uuid);
+      this.options.log.info({ dm: devno, uuid }, 'multipath map gone; its key is no longer watched');
+      return;
+    }
+    if (this.book.observe(map).length === 0) return;
+    const log = this.options.log.child({ map: map.name, dm: map.devno });
+    try {
+      await this.serialized(uuid, async () => {
+        // The map may have changed while the look waited for its queue.
+        const now = this.reprobe(devno, uuid);
+        if (now) this.startRepairs(now, log);
+      });
+    } catch (err) {
+      log.error({ err }, 're-registering returning paths failed');
+    }
   }
 
   /** The map behind a device number again, or null when it is no longer the map `uuid`. */
@@ -357,10 +375,14 @@ export class MultipathRouter {
    * whose repair takes longer is left out of the command that waited.
    */
   private async ensureKeys(map: MapInfo, log: Logger): Promise<void> {
+    this.startRepairs(map, log);
+    await this.settle(map);
+  }
+
+  private startRepairs(map: MapInfo, log: Logger): void {
     const suspects = this.book.observe(map);
     const key = this.book.key(map.uuid);
     if (key) for (const name of suspects) this.startRepair(map, name, key, log);
-    await this.settle(map);
   }
 
   private startRepair(map: MapInfo, name: string, key: MapKey, log: Logger): void {
@@ -405,7 +427,12 @@ export class MultipathRouter {
           log.debug({ result: summarize(keys) }, 'returning path: READ KEYS failed; trying again later');
           return;
         }
-        if (!keyStillRegistered(keys.data, key.key)) {
+        const still = keyStillRegistered(keys.data, key.key);
+        if (still === null) {
+          log.warn({ result: summarize(keys) }, 'returning path: READ KEYS data unusable; trying again later');
+          return;
+        }
+        if (!still) {
           this.book.forget(map.uuid, key.generation);
           log.warn(
             { key: formatReservationKey(key.key) },
@@ -517,12 +544,8 @@ export class MultipathRouter {
 
   // ---- PR OUT ---------------------------------------------------------------
 
-  private async prOut(session: PathSession, request: BackendRequest): Promise<CommandResult> {
-    const plan = planOut(request.cdb, request.params);
+  private async prOut(session: PathSession, plan: Exclude<OutPlan, { kind: 'reply' }>, request: BackendRequest): Promise<CommandResult> {
     switch (plan.kind) {
-      case 'reply':
-        session.log.debug({ why: plan.why }, 'PR OUT answered without a path');
-        return plan.result;
       case 'fan-out': {
         const attention = plan.mode === 'release' ? await this.checkKeyFirst(session, plan.command) : null;
         return attention ?? this.fanOut(session, request, plan.mode, plan.command);

@@ -179,8 +179,11 @@ describe.skipIf(!isRoot)('multipath through the socket (LD_PRELOAD fake target)'
     expect(done.reply.status).toBe(GOOD);
     expect(done.ms).toBeGreaterThanOrEqual(2400);
     // The READ KEYS through sda ran on another native thread while sdb's was stuck.
-    expect(rig.sda.calls()).toHaveLength(2);
-    expect(rig.sda.calls()[1]!.tid).not.toBe(rig.sdb.calls()[0]!.tid);
+    // (The daemon's own 10-byte commands are left out: sda failed in an earlier
+    // test, so its registration is checked before the guest's command uses it.)
+    const guestOnSda = rig.sda.calls().filter((c) => c.cdb.length === 16);
+    expect(guestOnSda).toHaveLength(2);
+    expect(guestOnSda[1]!.tid).not.toBe(rig.sdb.calls()[0]!.tid);
   }, 20_000);
 
   it('an O_PATH descriptor of the map (no read permission needed) gets no PR IN through the paths', async () => {

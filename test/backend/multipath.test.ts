@@ -212,6 +212,7 @@ function makeHarness(over: Partial<MultipathOptions> = {}): Harness {
     devRoot: tree.dev,
     sgio: san.sgio,
     identify: identifyFake,
+    pollIntervalMs: 0, // the tests call poll() themselves
     ...over,
   });
   const send = async (device: string, cmd: { cdb: Buffer; params: Buffer }) => {
