@@ -320,6 +320,27 @@ export function reserveHeldByUnreachablePath(command: OutCommand, reservation: R
   return heldWithKey(reservation, command.key) && reservation!.type === command.type && reservation!.scope === command.scope;
 }
 
+/** PREEMPT (AND ABORT) of another registrant's key: the fencing command (fence_scsi -o off). */
+export function preemptsAnother(command: OutCommand): boolean {
+  return (
+    (command.action === PrOutAction.PREEMPT || command.action === PrOutAction.PREEMPT_AND_ABORT) &&
+    command.key !== 0n &&
+    command.saKey !== 0n &&
+    command.saKey !== command.key
+  );
+}
+
+/**
+ * A PREEMPT of another key went to a path that failed without an answer, and
+ * the next path answered RESERVATION CONFLICT: if the preempted key is no
+ * longer registered and the reservation is held with our key (scope and type
+ * as asked), the failed path performed it and the conflict only says that the
+ * key was gone already. A single-path LUN would have answered GOOD.
+ */
+export function preemptDone(command: OutCommand, keys: readonly bigint[], reservation: ReservationDescriptor | null): boolean {
+  return !keys.includes(command.saKey) && heldWithKey(reservation, command.key) && reservation!.type === command.type && reservation!.scope === command.scope;
+}
+
 // ---------------------------------------------------------------------------
 // Fan-out
 

@@ -44,6 +44,8 @@ import {
   parseReadKeys,
   parseReadReservation,
   planOut,
+  preemptDone,
+  preemptsAnother,
   prInCommand,
   prOutCommand,
   repairCommand,
@@ -485,12 +487,14 @@ export class MultipathRouter {
     if (targets[0] === first && isUnitAttention(capabilities)) return answerReply(capabilities, 0);
     const aptpl = await this.ptplActive(session, targets[0]!, isUnitAttention(capabilities) ? undefined : capabilities);
     const probe = carriesKeyProbe(command.key, { allTgPt, aptpl });
-    const verdict = carryVerdict(await Promise.all(targets.map((p) => session.runSettled(p, probe.cdb, probe.params))));
+    const answers = await Promise.all(targets.map((p) => session.runSettled(p, probe.cdb, probe.params)));
+    const why = `check before ${prOutActionName(command.action)}`;
+    for (const r of answers) audit(session.log, session.map, r.path, probe, r, `${why}: does the path carry the key?`);
+    const verdict = carryVerdict(answers);
     if (verdict.carrying.length === 0) {
       session.log.debug({ key: formatReservationKey(command.key) }, 'no path of the map carries the key; nothing to repair');
       return null;
     }
-    const why = `check before ${prOutActionName(command.action)}`;
     const repaired = await this.repair(session, { why: 'missed-registration', paths: verdict.stale, saKey: command.key, allTgPt, aptpl }, why);
     this.carrying(session.map, command.key, allTgPt, [...verdict.carrying, ...repaired]);
     return null;
@@ -591,6 +595,20 @@ export class MultipathRouter {
         return { status: ScsiStatus.GOOD };
       }
     }
+    if (preemptsAnother(command) && conflicted && results.some((r) => r.kind === 'failure' && r.mayHaveExecuted)) {
+      // The PREEMPT may have been performed through the path that failed: then
+      // the retry on the next path conflicts because the victim's key is gone.
+      const answered = answeredPaths(results);
+      const keys = await this.readVia(session, answered, PrInAction.READ_KEYS, parseReadKeys);
+      const reservation = keys === undefined ? undefined : await this.readReservation(session, answered);
+      if (keys !== undefined && reservation !== undefined && preemptDone(command, keys, reservation)) {
+        session.log.info(
+          { key: formatReservationKey(command.key), preempted: formatReservationKey(command.saKey) },
+          `${prOutActionName(command.action)}: performed through a path that failed before it answered (the key is gone and the reservation is ours); GOOD`,
+        );
+        return { status: ScsiStatus.GOOD };
+      }
+    }
     return exhaustedReply(results);
   }
 
@@ -652,12 +670,14 @@ export class MultipathRouter {
     const aptpl = await this.ptplActive(session, via);
     const preempt = prOutCommand(PrOutAction.PREEMPT, reservation.scope, reservation.type, command.key, command.key);
     const preempted = await session.runSettled(via, preempt.cdb, preempt.params);
+    audit(log, session.map, via, preempt, preempted, 'RELEASE take-over: move the reservation to a reachable path');
     if (preempted.kind !== 'answer' || preempted.status !== ScsiStatus.GOOD) {
       log.error({ result: summarize(preempted) }, 'RELEASE take-over: PREEMPT failed');
       return preempted.kind === 'answer' ? answerReply(preempted, 0) : preempted.reply;
     }
     const release = prOutCommand(PrOutAction.RELEASE, reservation.scope, reservation.type, command.key, 0n);
     const released = await session.runSettled(via, release.cdb, release.params);
+    audit(log, session.map, via, release, released, 'RELEASE take-over: release it there');
     const restored = await this.repair(session, { why: 'missed-registration', paths: session.fanOutPaths().filter((p) => p !== via), saKey: command.key, allTgPt: false, aptpl }, 'RELEASE take-over');
     // The PREEMPT removed the registrations of the unreachable paths: they are
     // re-registered when they come back (poll), the others carry the key.
@@ -716,16 +736,21 @@ export class MultipathRouter {
   }
 
   /** READ RESERVATION through the given paths first, then any other; undefined if nothing answered it. */
-  private async readReservation(session: PathSession, preferred: readonly string[]): Promise<ReservationDescriptor | null | undefined> {
+  private readReservation(session: PathSession, preferred: readonly string[]): Promise<ReservationDescriptor | null | undefined> {
+    return this.readVia(session, preferred, PrInAction.READ_RESERVATION, parseReadReservation);
+  }
+
+  /** PR IN `action` through the given paths first, then any other, parsed; undefined if no path gave usable data. */
+  private async readVia<T>(session: PathSession, preferred: readonly string[], action: number, parse: (data: Buffer) => T): Promise<T | undefined> {
     const order = [...preferred, ...session.order().filter((p) => !preferred.includes(p))];
     for (const path of order) {
-      const r = await session.runSettled(path, prInCommand(PrInAction.READ_RESERVATION), null);
+      const r = await session.runSettled(path, prInCommand(action), null);
       if (r.kind !== 'answer') continue;
       if (r.status !== ScsiStatus.GOOD || r.data === null) continue;
       try {
-        return parseReadReservation(r.data);
+        return parse(r.data);
       } catch (err) {
-        session.log.warn({ path, err }, 'READ RESERVATION data unusable');
+        session.log.warn({ path, err, action }, 'PR IN data unusable');
       }
     }
     return undefined;
@@ -965,6 +990,7 @@ function audit(log: Logger, map: MapInfo, path: string, built: BuiltOut, result:
   const command = describePrCommand(built.cdb, built.params);
   const status = result.kind === 'answer' ? statusName(result.status) : 'path failure';
   const fields = { ...command, status, origin: 'daemon', why, mpath: map.name, dm: map.devno, dev: path, ...(result.kind === 'failure' ? { failure: result.reason } : {}) };
-  const good = result.kind === 'answer' && result.status === ScsiStatus.GOOD;
-  (good ? log.info.bind(log) : log.warn.bind(log))(fields, `${command.op} ${command.action}: ${status} (by the daemon on path ${path}: ${why})`);
+  // Levels as for the guest's commands: a conflict is an answer, not a failure.
+  const answered = result.kind === 'answer' && (result.status === ScsiStatus.GOOD || result.status === ScsiStatus.RESERVATION_CONFLICT);
+  (answered ? log.info.bind(log) : log.warn.bind(log))(fields, `${command.op} ${command.action}: ${status} (by the daemon on path ${path}: ${why})`);
 }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MultipathRouter, pathUse, probeMap, splitDevice, type DeviceIdentity, type MultipathOptions } from '../../src/backend/multipath.js';
 import type { BackendRequest } from '../../src/backend/backend.js';
 import type { SgioResult } from '../../src/native/binding.js';
@@ -51,7 +51,7 @@ function prOut(action: number, type: number, key: bigint, saKey: bigint, flags: 
 }
 
 const { READ_KEYS, READ_RESERVATION, READ_FULL_STATUS } = IN;
-const { REGISTER, RESERVE, RELEASE, CLEAR, PREEMPT, REGISTER_IGNORE: R_IEK } = SA;
+const { REGISTER, RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT_AND_ABORT, REGISTER_IGNORE: R_IEK } = SA;
 
 // ---------------------------------------------------------------------------
 // The fake SAN
@@ -62,6 +62,8 @@ interface Fault {
   /** CHECK CONDITION with this fixed sense (key, asc, ascq). */
   sense?: [number, number, number];
   delayMs?: number;
+  /** The device performs commands whose CDB (hex) starts with the prefix, then their answer is lost with the host_status. */
+  lostAnswer?: { prefix: string; hostStatus: number };
 }
 
 class FakeSan {
@@ -112,6 +114,7 @@ class FakeSan {
       const nexus = this.nexus[path];
       if (!nexus) return withData({ ...base, errno: 25 });
       const r = this.engine.execute(nexus, cdb, typeof data === 'number' ? Buffer.alloc(0) : data);
+      if (fault.lostAnswer && cdb.toString('hex').startsWith(fault.lostAnswer.prefix)) return withData({ ...base, hostStatus: fault.lostAnswer.hostStatus });
       if (r.sense) r.sense.copy(sense);
       if (inData) r.data.copy(inData);
       return withData({ ...base, status: r.status, resid: inData ? inData.length - r.data.length : 0, driverStatus: r.sense ? 0x08 : 0 });
@@ -614,6 +617,197 @@ describe('PR OUT: the map behaves like one nexus', () => {
     const r = await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, {}, n));
     expect(senseOf(r)).toBe(senseHex(5, 0x1a, 0x00));
     expect(h.san.calls).toEqual([]);
+  });
+});
+
+describe('keeping every path on the map key', () => {
+  let h: Harness;
+  beforeEach(() => {
+    h = makeHarness();
+    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+  });
+  afterEach(() => rmSync(h.tree.root, { recursive: true, force: true }));
+
+  const registeredPorts = (key: bigint) => fullStatus(h.san).filter((d) => d.key === key).map((d) => d.port);
+  /** PR OUTs the daemon built itself (10-byte CDB), as "path:service action". */
+  const daemonOuts = () => h.san.calls.filter((c) => c.cdb.startsWith('5f') && c.cdb.length === 20).map((c) => `${c.path}:${parseInt(c.cdb.slice(2, 4), 16) & 0x1f}`);
+  const guestOuts = () => h.san.calls.filter((c) => c.cdb.startsWith('5f') && c.cdb.length === 32).map((c) => `${c.path}:${parseInt(c.cdb.slice(2, 4), 16) & 0x1f}`);
+  const daemonAudit = () => h.logs.filter((l) => l['origin'] === 'daemon');
+
+  /** Registers KA through the map, takes sdb offline, changes the key to KA2: sdb keeps KA. */
+  async function keyChangeWhileSdbOffline(): Promise<void> {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    h.tree.setState('sdb', 'offline');
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA, KA2)))).toBe(GOOD);
+    expect(fullStatus(h.san).filter((d) => d.port !== 3).map((d) => d.key)).toEqual([KA2, KA]);
+  }
+
+  it('a path that comes back gets the key it missed from the poll, with no command from the guest, and an audit line', async () => {
+    await keyChangeWhileSdbOffline();
+    await h.router.poll(); // still offline: nothing to do
+    expect(registeredPorts(KA2)).toEqual([1]);
+    h.tree.setState('sdb', 'running');
+    h.san.calls.length = 0;
+    await h.router.poll();
+    await vi.waitFor(() => expect(registeredPorts(KA2)).toEqual([1, 2]));
+    expect(registeredPorts(KA)).toEqual([]);
+    expect(daemonOuts()).toEqual(['sdb:0', 'sdb:6']); // the carries-the-key check conflicts, then R&IEK
+    const line = daemonAudit().find((l) => l['action'] === 'REGISTER AND IGNORE EXISTING KEY');
+    expect(line).toMatchObject({ origin: 'daemon', dev: 'sdb', mpath: 'mpatha', dm: '254:0', status: 'GOOD', why: 'path usable again without the map key', level: 30 });
+    // Checked and carrying: the next poll sends nothing.
+    h.san.calls.length = 0;
+    await h.router.poll();
+    expect(h.san.calls).toEqual([]);
+  });
+
+  it('the interval timer runs the poll (no test hook needed in the daemon)', async () => {
+    const ticks: Array<() => void> = [];
+    h = makeHarness({ pollIntervalMs: 2000, every: (ms, tick) => (expect(ms).toBe(2000), ticks.push(tick), () => ticks.splice(0)) });
+    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+    await keyChangeWhileSdbOffline();
+    h.tree.setState('sdb', 'running');
+    ticks[0]!();
+    await vi.waitFor(() => expect(registeredPorts(KA2)).toEqual([1, 2]));
+    h.router.close();
+    expect(ticks).toEqual([]);
+  });
+
+  it('a path that joins the map is registered with the key', async () => {
+    h.san.nexus['sdd'] = { initiator: parseInitiatorName('naa.50014050000000a3'), targetPort: 2 };
+    expect(status(await h.send('dm-0', prOut(R_IEK, 0, 0n, KA)))).toBe(GOOD);
+    writeFileSync(join(h.tree.sysfs, 'dev', 'block', '254:0', 'slaves', 'sdd'), '');
+    await h.router.poll();
+    await vi.waitFor(() => expect(fullStatus(h.san).filter((d) => d.key === KA)).toHaveLength(3));
+    expect(daemonAudit().some((l) => l['dev'] === 'sdd' && l['action'] === 'REGISTER AND IGNORE EXISTING KEY' && l['status'] === 'GOOD')).toBe(true);
+  });
+
+  it('a path that comes back after the map was unregistered loses its old key', async () => {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    h.tree.setState('sdb', 'offline');
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA, 0n)))).toBe(GOOD);
+    expect(registeredPorts(KA)).toEqual([2]);
+    h.tree.setState('sdb', 'running');
+    await h.router.poll();
+    await vi.waitFor(() => expect(registeredPorts(KA)).toEqual([]));
+    expect(fullStatus(h.san).map((d) => d.port)).toEqual([3]);
+  });
+
+  it('a key another node preempted is not registered again on a returning path (that would undo the fence)', async () => {
+    await keyChangeWhileSdbOffline(); // sda: KA2, sdb: KA (stale)
+    expect(h.san.run('sdc', prOut(PREEMPT, WE_RO, KB, KA2)).status).toBe(GOOD); // node B fences the map's key
+    h.tree.setState('sdb', 'running');
+    await h.router.poll();
+    await vi.waitFor(() => expect(h.logs.some((l) => String(l['msg']).includes('no longer registered on the device'))).toBe(true));
+    expect(registeredPorts(KA2)).toEqual([]);
+    expect(daemonOuts().filter((o) => o.endsWith(':6'))).toEqual([]);
+    // Forgotten: later polls leave the map alone.
+    h.san.calls.length = 0;
+    await h.router.poll();
+    expect(h.san.calls).toEqual([]);
+  });
+
+  it('a command waiting for a repair that hangs goes on without that path after repairWaitMs', async () => {
+    h = makeHarness({ repairWaitMs: 50 });
+    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+    await keyChangeWhileSdbOffline();
+    h.tree.setState('sdb', 'running');
+    h.san.faults.set('sdb', { delayMs: 3000 });
+    h.san.calls.length = 0;
+    await h.router.poll(); // starts sdb's re-registration
+    const r = await h.send('dm-0', prIn(READ_KEYS));
+    expect(status(r)).toBe(GOOD);
+    // The repair's READ KEYS on sdb is still running, and the guest's command went through sda only.
+    expect(h.san.inFlight).toBe(1);
+    expect(h.san.calls.filter((c) => c.cdb.length === 32).map((c) => c.path)).toEqual(['sda']);
+    const out = await h.send('dm-0', prOut(RESERVE, WE_RO, KA2, 0n));
+    expect(status(out)).toBe(GOOD);
+    expect(guestOuts().filter((o) => o.startsWith('sdb'))).toEqual([]);
+  }, 10_000);
+
+  it('RESERVE: a path that lost the key behind the daemon\'s back is repaired before the RESERVE goes out', async () => {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    expect(h.san.run('sda', prOut(R_IEK, 0, 0n, 0n)).status).toBe(GOOD); // sda's nexus lost it (relogin)
+    h.san.calls.length = 0;
+    expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA, 0n)))).toBe(GOOD);
+    expect(registeredPorts(KA)).toEqual([1, 2]);
+    // sda got the key back first, so the guest's RESERVE was performed by sda without a conflict.
+    expect(guestOuts()).toEqual(['sda:1']);
+    const repairAt = h.san.calls.findIndex((c) => c.path === 'sda' && c.cdb.startsWith('5f06'));
+    const reserveAt = h.san.calls.findIndex((c) => c.cdb.startsWith('5f01') && c.cdb.length === 32);
+    expect(repairAt).toBeGreaterThanOrEqual(0);
+    expect(repairAt).toBeLessThan(reserveAt);
+    expect(daemonAudit().find((l) => l['dev'] === 'sda' && l['action'] === 'REGISTER AND IGNORE EXISTING KEY')).toMatchObject({ why: 'missed-registration after check before RESERVE' });
+  });
+
+  it('PREEMPT AND ABORT (fence): a stale first path is repaired first, the fence goes through it, every path keeps our key', async () => {
+    expect(status(await h.send('dm-0', prOut(R_IEK, 0, 0n, KA)))).toBe(GOOD);
+    expect(h.san.run('sdc', prOut(RESERVE, WE_RO, KB, 0n)).status).toBe(GOOD);
+    expect(h.san.run('sda', prOut(R_IEK, 0, 0n, 0n)).status).toBe(GOOD);
+    h.san.calls.length = 0;
+    expect(status(await h.send('dm-0', prOut(PREEMPT_AND_ABORT, WE_RO, KA, KB)))).toBe(GOOD);
+    expect(guestOuts()).toEqual(['sda:5']);
+    expect(fullStatus(h.san)).toEqual([
+      { key: KA, port: 1, holder: true },
+      { key: KA, port: 2, holder: false },
+    ]);
+    expect(reservation(h.san)).toEqual({ key: KA, type: WE_RO });
+  });
+
+  it('no path carries the guest\'s key: nothing is repaired, the device answers as for one nexus', async () => {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    h.san.calls.length = 0;
+    expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA3, 0n)))).toBe(CONFLICT);
+    expect(daemonOuts().filter((o) => o.endsWith(':6'))).toEqual([]);
+    expect(registeredPorts(KA3)).toEqual([]);
+  });
+
+  it('a stale view on one path never releases or preempts node B\'s reservation', async () => {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    expect(h.san.run('sdc', prOut(RESERVE, WE_RO, KB, 0n)).status).toBe(GOOD);
+    h.tree.setState('sdb', 'offline'); // a holder on an unreachable path would be ours to take over; it is not
+    h.san.calls.length = 0;
+    expect(status(await h.send('dm-0', prOut(RELEASE, WE_RO, KA, 0n)))).toBe(GOOD);
+    expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA, 0n)))).toBe(CONFLICT);
+    expect(reservation(h.san)).toEqual({ key: KB, type: WE_RO });
+    expect(registeredPorts(KB)).toEqual([3]);
+    expect(daemonOuts().filter((o) => /:(2|4|5)$/.test(o))).toEqual([]);
+  });
+
+  it('PREEMPT AND ABORT performed through a path whose answer was lost: the retry\'s conflict is not the guest\'s answer', async () => {
+    expect(status(await h.send('dm-0', prOut(R_IEK, 0, 0n, KA)))).toBe(GOOD);
+    expect(h.san.run('sdc', prOut(RESERVE, WE_RO, KB, 0n)).status).toBe(GOOD);
+    h.san.calls.length = 0;
+    // DID_TRANSPORT_DISRUPTED after the device performed the PREEMPT AND ABORT (only the guest sends one)
+    h.san.faults.set('sda', { lostAnswer: { prefix: '5f05', hostStatus: 0x0e } });
+    expect(status(await h.send('dm-0', prOut(PREEMPT_AND_ABORT, WE_RO, KA, KB)))).toBe(GOOD);
+    expect(guestOuts()).toEqual(['sda:5', 'sdb:5']);
+    expect(registeredPorts(KB)).toEqual([]);
+    expect(registeredPorts(KA)).toEqual([1, 2]);
+    expect(reservation(h.san)).toEqual({ key: KA, type: WE_RO });
+  });
+
+  it('PREEMPT AND ABORT of a key that is still there after a lost answer: the conflict stands', async () => {
+    expect(status(await h.send('dm-0', prOut(R_IEK, 0, 0n, KA)))).toBe(GOOD);
+    h.san.faults.set('sda', { hostStatus: 0x0e }); // not performed
+    h.san.run('sdc', prOut(RESERVE, WE_RO, KB, 0n));
+    expect(h.san.run('sdb', prOut(R_IEK, 0, 0n, KA3)).status).toBe(GOOD); // sdb: not our key, so it conflicts
+    expect(status(await h.send('dm-0', prOut(PREEMPT_AND_ABORT, WE_RO, KA, KB)))).toBe(CONFLICT);
+    expect(registeredPorts(KB)).toEqual([3]);
+  });
+
+  it('after a RELEASE take-over, the path whose registration the PREEMPT removed gets the key back when it returns', async () => {
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
+    expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA, 0n)))).toBe(GOOD); // held through sda
+    h.tree.setState('sda', 'offline');
+    expect(status(await h.send('dm-0', prOut(RELEASE, WE_RO, KA, 0n)))).toBe(GOOD);
+    expect(registeredPorts(KA)).toEqual([2]);
+    expect(daemonAudit().map((l) => `${l['dev']}:${l['action']}:${l['status']}`)).toEqual(
+      expect.arrayContaining(['sdb:PREEMPT:GOOD', 'sdb:RELEASE:GOOD']),
+    );
+    h.tree.setState('sda', 'running');
+    await h.router.poll();
+    await vi.waitFor(() => expect(registeredPorts(KA)).toEqual([1, 2]));
+    expect(reservation(h.san)).toBeNull();
   });
 });
 
