@@ -4,17 +4,23 @@
 // out by hand (general fixed form 70 00 KEY 00 00 00 00 0a 00 00 00 00 ASC ASCQ).
 import { describe, expect, it } from 'vitest';
 import {
+  carriesKeyProbe,
+  carryVerdict,
+  checksKeyFirst,
   classifyOutcome,
   decideFanOut,
   decideRelease,
   decodeOutCommand,
   exhaustedReply,
   heldWithKey,
+  keyStillRegistered,
   isPathSense,
   parsePtplActive,
   parseReadKeys,
   parseReadReservation,
   planOut,
+  preemptDone,
+  preemptsAnother,
   prInCommand,
   prOutCommand,
   repairCommand,
@@ -381,5 +387,43 @@ describe('PR IN data parsers and command builders', () => {
     const r = repairCommand({ saKey: 0xccn, allTgPt: true, aptpl: true });
     expect(r.cdb.toString('hex')).toBe('5f060000000000001800');
     expect(r.params.toString('hex')).toBe('0000000000000000' + '00000000000000cc' + '00000000' + '05000000');
+  });
+});
+
+describe('keeping every path on the map key', () => {
+  it('checks the key first before RESERVE, PREEMPT, PREEMPT AND ABORT and RELEASE only', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8].filter(checksKeyFirst)).toEqual([1, 2, 4, 5]);
+  });
+
+  it('the carries-the-key question is REGISTER with RK = SARK, keeping APTPL and ALL_TG_PT', () => {
+    const { cdb, params: p } = carriesKeyProbe(0xaan, { allTgPt: true, aptpl: true });
+    expect(cdb.toString('hex')).toBe('5f000000000000001800');
+    expect(p.toString('hex')).toBe('00000000000000aa' + '00000000000000aa' + '00000000' + '05000000');
+  });
+
+  it('sorts the answers: GOOD carries it, RESERVATION CONFLICT does not, anything else is unknown', () => {
+    const answer = (path: string, status: number): PathResult => ({ kind: 'answer', path, status, sense: sense96(), data: null });
+    const v = carryVerdict([answer('sda', GOOD), answer('sdb', CONFLICT), answer('sdc', CHECK), unreachable('sdd', 'gone')]);
+    expect(v).toEqual({ carrying: ['sda'], stale: ['sdb'], unknown: ['sdc', 'sdd'] });
+  });
+
+  it('the key is still registered, is gone, or cannot be told (data short or cut off)', () => {
+    expect(keyStillRegistered(hex('00000002 00000010 00000000000000aa 00000000000000bb'), 0xbbn)).toBe(true);
+    expect(keyStillRegistered(hex('00000002 00000008 00000000000000aa'), 0xbbn)).toBe(false);
+    expect(keyStillRegistered(hex('00000002 00000010 00000000000000aa'), 0xbbn)).toBeNull();
+    expect(keyStillRegistered(hex('0000'), 0xbbn)).toBeNull();
+  });
+
+  it('a PREEMPT of another key counts as performed only when that key is gone and the reservation is ours as asked', () => {
+    const fence = decodeOutCommand(prOutCdb(5, WE_RO, 24), basicParams({ key: 0xaan, saKey: 0xbbn }));
+    expect(preemptsAnother(fence)).toBe(true);
+    expect(preemptsAnother(decodeOutCommand(prOutCdb(4, WE_RO, 24), basicParams({ key: 0xaan, saKey: 0xaan })))).toBe(false);
+    expect(preemptsAnother(decodeOutCommand(prOutCdb(1, WE_RO, 24), basicParams({ key: 0xaan, saKey: 0xbbn })))).toBe(false);
+    const ours = { key: 0xaan, scope: 0, type: WE_RO };
+    expect(preemptDone(fence, [0xaan, 0xaan], ours)).toBe(true);
+    expect(preemptDone(fence, [0xaan, 0xbbn], ours)).toBe(false); // the victim is still registered
+    expect(preemptDone(fence, [0xaan], { ...ours, key: 0xccn })).toBe(false); // someone else holds it
+    expect(preemptDone(fence, [0xaan], { ...ours, type: 6 })).toBe(false);
+    expect(preemptDone(fence, [0xaan], null)).toBe(false);
   });
 });
