@@ -443,7 +443,13 @@ export class MultipathRouter {
           return;
         }
       }
-      const aptpl = await this.ptplActive(session, name);
+      // A REGISTER with the wrong APTPL would change the device's persistence.
+      const capabilities = await session.runSettled(name, prInCommand(PrInAction.REPORT_CAPABILITIES), null);
+      const aptpl = ptplOf(capabilities);
+      if (aptpl === null) {
+        log.debug({ result: summarize(capabilities) }, 'returning path: REPORT CAPABILITIES failed; trying again later');
+        return;
+      }
       if (key.key !== 0n) {
         const probe = carriesKeyProbe(key.key, { allTgPt: key.allTgPt, aptpl });
         const verdict = carryVerdict([await session.runSettled(name, probe.cdb, probe.params)]);
@@ -485,7 +491,17 @@ export class MultipathRouter {
     // The guest's command is still to come: its UNIT ATTENTION stays its own.
     const capabilities = await session.run(targets[0]!, prInCommand(PrInAction.REPORT_CAPABILITIES), 'in');
     if (targets[0] === first && isUnitAttention(capabilities)) return answerReply(capabilities, 0);
-    const aptpl = await this.ptplActive(session, targets[0]!, isUnitAttention(capabilities) ? undefined : capabilities);
+    // The probe is a REGISTER: with the wrong APTPL it would change the device's
+    // persistence, so without a REPORT CAPABILITIES answer there is no check.
+    let aptpl = isUnitAttention(capabilities) ? null : ptplOf(capabilities);
+    for (const p of targets) {
+      if (aptpl !== null) break;
+      aptpl = ptplOf(await session.runSettled(p, prInCommand(PrInAction.REPORT_CAPABILITIES), null));
+    }
+    if (aptpl === null) {
+      session.log.warn({ key: formatReservationKey(command.key) }, 'REPORT CAPABILITIES answered on no path; the paths are not checked for the key');
+      return null;
+    }
     const probe = carriesKeyProbe(command.key, { allTgPt, aptpl });
     const answers = await Promise.all(targets.map((p) => session.runSettled(p, probe.cdb, probe.params)));
     const why = `check before ${prOutActionName(command.action)}`;
@@ -757,13 +773,10 @@ export class MultipathRouter {
   }
 
   /** PTPL_A from REPORT CAPABILITIES, so that re-registrations keep the device's APTPL state. */
-  private async ptplActive(session: PathSession, path: string, answered?: PathResult): Promise<boolean> {
-    const r = answered ?? (await session.runSettled(path, prInCommand(PrInAction.REPORT_CAPABILITIES), null));
-    try {
-      if (r.kind === 'answer' && r.status === ScsiStatus.GOOD && r.data !== null) return parsePtplActive(r.data);
-    } catch {
-      // fall through
-    }
+  private async ptplActive(session: PathSession, path: string): Promise<boolean> {
+    const r = await session.runSettled(path, prInCommand(PrInAction.REPORT_CAPABILITIES), null);
+    const active = ptplOf(r);
+    if (active !== null) return active;
     session.log.warn({ path, result: summarize(r) }, 'REPORT CAPABILITIES failed; re-registering with APTPL=0');
     return false;
   }
@@ -963,6 +976,16 @@ function answerReply(answer: PathAnswer, allocationLength: number): CommandResul
     sense: answer.sense,
     data: answer.data ? answer.data.subarray(0, Math.min(answer.data.length, allocationLength)) : null,
   };
+}
+
+/** PTPL_A from a REPORT CAPABILITIES result; null when it did not answer with usable data. */
+function ptplOf(r: PathResult): boolean | null {
+  if (r.kind !== 'answer' || r.status !== ScsiStatus.GOOD || r.data === null) return null;
+  try {
+    return parsePtplActive(r.data);
+  } catch {
+    return null;
+  }
 }
 
 function answeredPaths(results: readonly PathResult[]): string[] {

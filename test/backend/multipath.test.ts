@@ -795,6 +795,20 @@ describe('keeping every path on the map key', () => {
     expect(registeredPorts(KB)).toEqual([3]);
   });
 
+  it('the daemon\'s own REGISTERs keep the device\'s APTPL state (the checks before RESERVE and the poll)', async () => {
+    const ptplA = () => (h.san.look('sdc', prIn(IN.REPORT_CAPABILITIES)).data[3]! & 0x01) === 1;
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA, { aptpl: true })))).toBe(GOOD);
+    h.tree.setState('sdb', 'offline');
+    expect(status(await h.send('dm-0', prOut(REGISTER, 0, KA, KA2, { aptpl: true })))).toBe(GOOD);
+    expect(ptplA()).toBe(true);
+    h.tree.setState('sdb', 'running');
+    await h.router.poll();
+    await vi.waitFor(() => expect(registeredPorts(KA2)).toEqual([1, 2]));
+    expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA2, 0n)))).toBe(GOOD);
+    expect(daemonOuts()).toContain('sda:0'); // the carries-the-key check did run
+    expect(ptplA()).toBe(true);
+  });
+
   it('after a RELEASE take-over, the path whose registration the PREEMPT removed gets the key back when it returns', async () => {
     expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
     expect(status(await h.send('dm-0', prOut(RESERVE, WE_RO, KA, 0n)))).toBe(GOOD); // held through sda
