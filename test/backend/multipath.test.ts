@@ -256,6 +256,18 @@ function fullStatus(san: FakeSan): Array<{ key: bigint; port: number; holder: bo
   return out.sort((a, b) => a.port - b.port);
 }
 
+/** The relative target ports registered with `key`, as node B sees them. */
+function portsWithKey(san: FakeSan, key: bigint): number[] {
+  return fullStatus(san).filter((d) => d.key === key).map((d) => d.port);
+}
+
+/** A harness in which node B (sdc) is registered with KB. */
+function harnessWithNodeB(over: Partial<MultipathOptions> = {}): Harness {
+  const h = makeHarness(over);
+  expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+  return h;
+}
+
 function reservation(san: FakeSan): { key: bigint; type: number } | null {
   const r = san.look('sdc', prIn(READ_RESERVATION));
   if (r.data.readUInt32BE(4) === 0) return null;
@@ -409,13 +421,10 @@ describe('PR IN through one working path', () => {
 
 describe('PR OUT: the map behaves like one nexus', () => {
   let h: Harness;
-  beforeEach(() => {
-    h = makeHarness();
-    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
-  });
+  beforeEach(() => (h = harnessWithNodeB()));
   afterEach(() => rmSync(h.tree.root, { recursive: true, force: true }));
 
-  const registeredPorts = (key: bigint) => fullStatus(h.san).filter((d) => d.key === key).map((d) => d.port);
+  const registeredPorts = (key: bigint) => portsWithKey(h.san, key);
 
   it('REGISTER reaches every path; node B sees both nexuses with the key', async () => {
     expect(status(await h.send('dm-0', prOut(REGISTER, 0, 0n, KA)))).toBe(GOOD);
@@ -622,13 +631,10 @@ describe('PR OUT: the map behaves like one nexus', () => {
 
 describe('keeping every path on the map key', () => {
   let h: Harness;
-  beforeEach(() => {
-    h = makeHarness();
-    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
-  });
+  beforeEach(() => (h = harnessWithNodeB()));
   afterEach(() => rmSync(h.tree.root, { recursive: true, force: true }));
 
-  const registeredPorts = (key: bigint) => fullStatus(h.san).filter((d) => d.key === key).map((d) => d.port);
+  const registeredPorts = (key: bigint) => portsWithKey(h.san, key);
   /** PR OUTs the daemon built itself (10-byte CDB), as "path:service action". */
   const daemonOuts = () => h.san.calls.filter((c) => c.cdb.startsWith('5f') && c.cdb.length === 20).map((c) => `${c.path}:${parseInt(c.cdb.slice(2, 4), 16) & 0x1f}`);
   const guestOuts = () => h.san.calls.filter((c) => c.cdb.startsWith('5f') && c.cdb.length === 32).map((c) => `${c.path}:${parseInt(c.cdb.slice(2, 4), 16) & 0x1f}`);
@@ -662,8 +668,8 @@ describe('keeping every path on the map key', () => {
 
   it('the interval timer runs the poll (no test hook needed in the daemon)', async () => {
     const ticks: Array<() => void> = [];
-    h = makeHarness({ pollIntervalMs: 2000, every: (ms, tick) => (expect(ms).toBe(2000), ticks.push(tick), () => ticks.splice(0)) });
-    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+    rmSync(h.tree.root, { recursive: true, force: true }); // replaced by one with other options
+    h = harnessWithNodeB({ pollIntervalMs: 2000, every: (ms, tick) => (expect(ms).toBe(2000), ticks.push(tick), () => ticks.splice(0)) });
     await keyChangeWhileSdbOffline();
     h.tree.setState('sdb', 'running');
     ticks[0]!();
@@ -707,8 +713,8 @@ describe('keeping every path on the map key', () => {
   });
 
   it('a command waiting for a repair that hangs goes on without that path after repairWaitMs', async () => {
-    h = makeHarness({ repairWaitMs: 50 });
-    expect(h.san.run('sdc', prOut(REGISTER, 0, 0n, KB)).status).toBe(GOOD);
+    rmSync(h.tree.root, { recursive: true, force: true }); // replaced by one with other options
+    h = harnessWithNodeB({ repairWaitMs: 50 });
     await keyChangeWhileSdbOffline();
     h.tree.setState('sdb', 'running');
     h.san.faults.set('sdb', { delayMs: 3000 });
