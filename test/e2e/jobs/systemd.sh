@@ -38,16 +38,7 @@ systemctl start pr-helper.socket || rc=$?
 jline socket-start rc "$rc" socket_file "$([ -S "$SOCK" ] && echo 1 || echo 0)" \
     service_active "$(systemctl is-active pr-helper.service 2>&1 || true)"
 
-qemu-system-x86_64 -machine pc -nodefaults -m 128M -accel tcg -S -display none \
-    -qtest "unix:$QTEST_SOCK,server=on,wait=off" -qtest-log /dev/null \
-    -qmp "unix:$QMP_SOCK,server=on,wait=off" \
-    -object pr-manager-helper,id=helper0,path="$SOCK" \
-    -blockdev driver=host_device,filename="$DISK_A",pr-manager=helper0,node-name=f0,cache.direct=on \
-    -blockdev driver=raw,file=f0,node-name=d0 \
-    -device virtio-scsi-pci,id=scsi0,disable-modern=on \
-    -device scsi-block,drive=d0,bus=scsi0.0,scsi-id=0,lun=0 \
-    > "$RIG_OUT/qemu.log" 2>&1 &
-QEMU_PID=$!
+qemu_paused_on_helper "$SOCK" "$DISK_A"
 trap 'kill $QEMU_PID 2>/dev/null || true' EXIT
 
 # The tier 2 scenario without its helper kill/restart: QMP connected, then PR commands

@@ -72,3 +72,19 @@ install_deb() {
     DPKG_SECONDS=$(awk -v a="$(cut -d' ' -f1 /proc/uptime)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
     cat "$RIG_OUT/dpkg.log"
 }
+
+# qemu_paused_on_helper SOCK DISK — a QEMU in the background (QEMU_PID), paused and
+# played over qtest ($QTEST_SOCK) and QMP ($QMP_SOCK), whose scsi-block disk on DISK
+# reaches the PR helper at SOCK; its output goes to $RIG_OUT/qemu.log.
+qemu_paused_on_helper() {
+    qemu-system-x86_64 -machine pc -nodefaults -m 128M -accel tcg -S -display none \
+        -qtest "unix:$QTEST_SOCK,server=on,wait=off" -qtest-log /dev/null \
+        -qmp "unix:$QMP_SOCK,server=on,wait=off" \
+        -object pr-manager-helper,id=helper0,path="$1" \
+        -blockdev driver=host_device,filename="$2",pr-manager=helper0,node-name=f0,cache.direct=on \
+        -blockdev driver=raw,file=f0,node-name=d0 \
+        -device virtio-scsi-pci,id=scsi0,disable-modern=on \
+        -device scsi-block,drive=d0,bus=scsi0.0,scsi-id=0,lun=0 \
+        > "$RIG_OUT/qemu.log" 2>&1 &
+    QEMU_PID=$!
+}

@@ -2,29 +2,16 @@
 // qtest-virtio-scsi.ts checks each step as it goes; here we require that every step
 // ran and passed, so a driver that died half-way cannot look like a pass.
 // Usage: node dist/test/e2e/tools/check-qemu-client.js RESULTS.jsonl
+import { QEMU_SCENARIO_STEPS } from './qemu-scenario-steps.js';
 import { Checker, readResults, senseTriple } from './results.js';
 
-const SCENARIO_STEPS = [
-  'qemu-connected-to-helper',
-  'virtio-init',
-  'tur-unit-attention',
-  'tur-good',
-  'read-keys-sees-other-nexus',
-  'register',
-  'reserve-and-read-reservation',
-  'other-nexus-sees-guest-reservation',
-  'conflict-reaches-guest',
-  'helper-killed',
-  'helper-restarted',
-  'unregister',
-];
 
 function main(path: string): boolean {
   const c = new Checker(readResults(path));
   c.equal('lio-setup: initiator A', c.line('lio-setup').init_a, 'naa.50014050000000a1');
   c.equal('sg_persist REGISTER 0xbbbb via B: exit', c.line('sgp-register-b').rc, 0);
   c.equal('helper started', c.line('helper-start').ok, 1);
-  for (const name of SCENARIO_STEPS) {
+  for (const name of QEMU_SCENARIO_STEPS) {
     const r = c.line(name);
     c.check(`${name}: passed in the VM`, r.ok === true, r.failures);
   }
