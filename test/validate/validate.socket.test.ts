@@ -1,0 +1,110 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HelperClient } from '../../src/client/client.js';
+import { basicParams, IN, prInCdb, prOutCdb, SA } from '../fixtures/scsi-bytes.js';
+import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+
+/*
+ * `pr-helper validate` end to end: the CLI, through the socket and fd
+ * passing, against the daemon's simulated disk with one and two nexuses.
+ */
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'pr-validate-'));
+const images = { a: join(dir, 'a.img'), b: join(dir, 'b.img') };
+let daemon: RunningDaemon;
+
+beforeAll(async () => {
+  for (const image of Object.values(images)) writeFileSync(image, '');
+  mkdirSync(join(dir, 'state'));
+  const config = {
+    stateDir: join(dir, 'state'),
+    luns: [{ name: 'disk0', paths: [
+      { path: images.a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
+      { path: images.b, initiator: 'iqn.2008-11.org.linux-kvm:node-b', targetPort: 2 },
+    ] }],
+  };
+  writeFileSync(join(dir, 'sim.json'), JSON.stringify(config));
+  daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'sim.json')]);
+});
+
+afterAll(async () => {
+  await daemon?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function validate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [DAEMON_ENTRY, 'validate', '-k', daemon.socket, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function keysOnLun(): Promise<string> {
+  const client = await HelperClient.connect(daemon.socket);
+  const fd = openSync(images.a, 'r+');
+  try {
+    const reply = await client.execute(prInCdb(IN.READ_KEYS), fd);
+    return reply.data.subarray(8).toString('hex');
+  } finally {
+    client.close();
+    closeSync(fd);
+  }
+}
+
+describe('pr-helper validate on the simulated disk', () => {
+  it('passes with two nexuses, prints step — expected — observed — verdict, and removes its keys', async () => {
+    const r = await validate('-d', images.a, '-d', images.b);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^  node 2: unregistered: RESERVE must fail — expected RESERVATION CONFLICT — observed RESERVATION CONFLICT — PASS$/m);
+    expect(r.stdout).toMatch(/^Result: PASS: \d+ passed, 0 warnings, 0 failed, 0 skipped$/m);
+    expect(await keysOnLun()).toBe('');
+  });
+
+  it('passes the single-node subset with one device, as JSON', async () => {
+    const r = await validate('-d', images.a, '--profile', 'fence_scsi', '--json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { outcome: string; keys: { A: string }; flows: { id: string; skipped: string | null; notes: string[] }[] };
+    expect(report.outcome).toBe('pass');
+    expect(report.keys.A).toMatch(/^0x[0-9a-f]+$/);
+    expect(report.flows.map((f) => f.id)).toEqual(['capabilities', 'nexus', 'fence_scsi']);
+    expect(report.flows[1]!.skipped).toMatch(/one device/);
+    expect(report.flows[2]!.notes.join(' ')).toMatch(/Needs a second device/);
+    expect(await keysOnLun()).toBe('');
+  });
+
+  it('refuses a LUN another initiator registered on, unless --force, and leaves that key alone', async () => {
+    const client = await HelperClient.connect(daemon.socket);
+    const fd = openSync(images.b, 'r+');
+    const list = basicParams({ saKey: 0xf00dn });
+    try {
+      expect((await client.execute(prOutCdb(SA.REGISTER, 0, list.length), fd, list)).status).toBe(0);
+      const refused = await validate('-d', images.a);
+      expect(refused.code).toBe(2);
+      expect(refused.stdout).toMatch(/not this run's \(0xf00d\); refusing to touch it without --force/);
+      const forced = await validate('-d', images.a, '--force');
+      expect(forced.code).toBe(0);
+      expect(forced.stdout).toMatch(/CprepDiskPRClear is not sent/);
+      expect(await keysOnLun()).toBe('000000000000f00d');
+    } finally {
+      const unregister = basicParams({ key: 0xf00dn });
+      await client.execute(prOutCdb(SA.REGISTER, 0, unregister.length), fd, unregister);
+      client.close();
+      closeSync(fd);
+    }
+  });
+
+  it('says why it cannot start: no helper, no device, bad profile', async () => {
+    const missing = await run(process.execPath, [DAEMON_ENTRY, 'validate', '-k', join(dir, 'nothing.sock'), '-d', images.a]).catch((e: unknown) => e as { code: number; stderr: string });
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringMatching(/nothing\.sock does not exist: is pr-helper running\?/) });
+    expect(await validate('-d', join(dir, 'absent.img'))).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot open .*absent\.img: ENOENT/) });
+    expect(await validate('-d', images.a, '--profile', 'vmware')).toMatchObject({ code: 1, stderr: expect.stringMatching(/expected wsfc, fence_scsi, all/) });
+  });
+});
