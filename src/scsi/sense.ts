@@ -55,6 +55,8 @@ export const Sense = {
   INTERNAL_TARGET_FAILURE: { key: SenseKey.HARDWARE_ERROR, asc: 0x44, ascq: 0x00 },
   UNRECOVERED_READ_ERROR: { key: SenseKey.MEDIUM_ERROR, asc: 0x11, ascq: 0x00 },
   MEDIUM_NOT_PRESENT: { key: SenseKey.NOT_READY, asc: 0x3a, ascq: 0x00 },
+  /** LIO's TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE (target_core_transport.c sense table): NOT READY, not ABORTED COMMAND. */
+  NOT_READY_LUN_COMMUNICATION_FAILURE: { key: SenseKey.NOT_READY, asc: 0x08, ascq: 0x00 },
   SPACE_ALLOCATION_FAILED_WRITE_PROTECT: { key: SenseKey.DATA_PROTECT, asc: 0x27, ascq: 0x07 },
   POWER_ON_RESET: { key: SenseKey.UNIT_ATTENTION, asc: 0x29, ascq: 0x00 },
   RESERVATIONS_PREEMPTED: { key: SenseKey.UNIT_ATTENTION, asc: 0x2a, ascq: 0x03 },

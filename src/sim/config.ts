@@ -4,6 +4,7 @@
  */
 import { isAbsolute, normalize } from 'node:path';
 import { parseInitiatorName, transportIdIdentity, type TransportId } from '../scsi/transport-id.js';
+import { isTargetProfileName, TARGET_PROFILE_NAMES, type TargetProfileName } from './target-profile.js';
 
 /** A configuration problem; the message is one line naming the file and the JSON location. */
 export class ConfigError extends Error {
@@ -28,6 +29,8 @@ export interface SimulationLun {
 export interface SimulationConfig {
   /** Where APTPL state is kept; null when not configured. */
   readonly stateDir: string | null;
+  /** Whose PR behaviour every LUN reproduces (src/sim/target-profile.ts); 'spc4' unless configured. */
+  readonly profile: TargetProfileName;
   readonly luns: readonly SimulationLun[];
 }
 
@@ -77,8 +80,10 @@ export function parseSimulationConfig(text: string, source: string): SimulationC
     return fail('', `is not valid JSON: ${(err as Error).message}`);
   }
 
-  const root = object(document, '', ['luns'], ['stateDir']);
+  const root = object(document, '', ['luns'], ['stateDir', 'profile']);
   const stateDir = Object.hasOwn(root, 'stateDir') ? absolutePath(root['stateDir'], 'stateDir') : null;
+  const profile = Object.hasOwn(root, 'profile') ? root['profile'] : 'spc4';
+  if (!isTargetProfileName(profile)) fail('profile', `must be one of ${TARGET_PROFILE_NAMES.map((n) => `"${n}"`).join(', ')}`);
 
   const lunNames = new Map<string, string>();
   const pathOwners = new Map<string, string>();
@@ -135,5 +140,5 @@ export function parseSimulationConfig(text: string, source: string): SimulationC
     return { name, paths, targetPorts };
   });
 
-  return { stateDir, luns };
+  return { stateDir, profile: profile as TargetProfileName, luns };
 }

@@ -6,6 +6,9 @@
  * (usr/spc.c), and says where Linux LIO (drivers/target/target_core_pr.c)
  * differs. Clause numbers are spc4r17's (see src/scsi/pr-codes.ts).
  *
+ * A target profile (src/sim/target-profile.ts) can make it answer like LIO
+ * or tgt instead, quirks included.
+ *
  * Pure: no I/O, clocks or randomness. The caller serialises commands (one
  * device lock, as LIO's dev_reservation_lock and SCST's PR mutex do) and
  * persists snapshot() when execute() reports persistentStateChanged. The
@@ -27,7 +30,6 @@ import {
   encodeReadKeys,
   encodeReadReservation,
   encodeReportCapabilities,
-  type ReportCapabilitiesFields,
 } from '../scsi/pr-in.js';
 import {
   basicParametersProblem,
@@ -43,6 +45,7 @@ import { fixedSense, Sense, type SenseCode } from '../scsi/sense.js';
 import { Opcode, ScsiStatus } from '../scsi/status.js';
 import { decodeTransportId, decodeTransportIdList, transportIdIdentity, type TransportId } from '../scsi/transport-id.js';
 import { nexusId, type Nexus } from './nexus.js';
+import { TARGET_PROFILES, type TargetProfile, type TargetProfileName } from './target-profile.js';
 import {
   decodePersistedKey,
   encodePersistedKey,
@@ -57,8 +60,14 @@ export interface EngineResult {
   readonly sense: Buffer | null;
   /** PR IN data, already truncated to the allocation length; empty otherwise. */
   readonly data: Buffer;
-  /** True when a successful command changed what APTPL must store, including turning APTPL off. */
+  /**
+   * True when a successful command changed what APTPL must store, including
+   * turning APTPL off; under a profile that writes after every REGISTER
+   * (LIO), also after each successful REGISTER-family command.
+   */
   readonly persistentStateChanged: boolean;
+  /** What to answer instead when persisting fails; null: the failure is only logged (the profile's target ignores it). */
+  readonly persistFailure: SenseCode | null;
 }
 
 export interface PrEngineOptions {
@@ -66,6 +75,8 @@ export interface PrEngineOptions {
   readonly targetPorts: readonly number[];
   /** Registrations (I_T nexuses) the unit can hold; more yield INSUFFICIENT REGISTRATION RESOURCES. */
   readonly maxRegistrations?: number;
+  /** Whose behaviour to reproduce; 'spc4' (the default) is the standard as the SCST/CTL majority reads it. */
+  readonly profile?: TargetProfileName;
 }
 
 const DEFAULT_MAX_REGISTRATIONS = 256;
@@ -73,7 +84,7 @@ const EMPTY = Buffer.alloc(0);
 const U32_LIMIT = 2 ** 32;
 
 function result(status: number, sense: SenseCode | null, data: Buffer = EMPTY): EngineResult {
-  return { status, sense: sense === null ? null : fixedSense(sense), data, persistentStateChanged: false };
+  return { status, sense: sense === null ? null : fixedSense(sense), data, persistentStateChanged: false, persistFailure: null };
 }
 
 const good = (data?: Buffer): EngineResult => result(ScsiStatus.GOOD, null, data);
@@ -104,29 +115,17 @@ type ParameterList = ({ readonly kind: 'basic' } & BasicParameters) | ({ readonl
  * a TransportID length that disagrees with the list length with INVALID FIELD
  * IN PARAMETER LIST, not a length error.
  */
-function parseParameterList(action: number, list: Buffer): { ok: true; list: ParameterList } | { ok: false; sense: SenseCode } {
+function parseParameterList(action: number, list: Buffer, lengthSense: SenseCode): { ok: true; list: ParameterList } | { ok: false; sense: SenseCode } {
   if (action === PrOutAction.REGISTER_AND_MOVE) {
     const problem = registerAndMoveParametersProblem(list);
     if (problem === null) return { ok: true, list: { kind: 'move', ...decodeRegisterAndMoveParameters(list) } };
     return { ok: false, sense: problem.kind === 'short' ? Sense.PARAMETER_LIST_LENGTH_ERROR : Sense.INVALID_FIELD_IN_PARAMETER_LIST };
   }
-  if (basicParametersProblem(list) !== null) return { ok: false, sense: Sense.PARAMETER_LIST_LENGTH_ERROR };
+  if (basicParametersProblem(list) !== null) return { ok: false, sense: lengthSense };
   return { ok: true, list: { kind: 'basic', ...decodeBasicParameters(list) } };
 }
 
-/** What REPORT CAPABILITIES claims; PTPL_A follows the APTPL state. */
-const CAPABILITIES: Omit<ReportCapabilitiesFields, 'ptplA'> = {
-  // CRH: SPC-2 RESERVE/RELEASE never reach this unit (the helper forwards only
-  // PR commands), so the compatible-handling claim holds vacuously and matches
-  // what QEMU sees from LIO/SCST. No REPLACE LOST RESERVATION.
-  rlrC: false, crh: true,
-  // SPEC_I_PT, ALL_TG_PT and APTPL are all implemented.
-  sipC: true, atpC: true, ptplC: true,
-  // Every type; ALLOW COMMANDS 100b as SCST and CTL report, consistent with checkAccess.
-  tmv: true, allowCommands: 0b100, typeMask: { wrEx: true, exAc: true, wrExRo: true, exAcRo: true, wrExAr: true, exAcAr: true },
-};
-
-function validatedOptions(options: PrEngineOptions): { ports: readonly number[]; maxRegistrations: number } {
+function validatedOptions(options: PrEngineOptions): { ports: readonly number[]; maxRegistrations: number; profile: TargetProfile } {
   const ports = [...options.targetPorts];
   if (ports.length === 0) throw new RangeError('a logical unit needs at least one target port');
   for (const port of ports) {
@@ -139,12 +138,15 @@ function validatedOptions(options: PrEngineOptions): { ports: readonly number[];
   if (!Number.isInteger(maxRegistrations) || maxRegistrations < 1) {
     throw new RangeError('maxRegistrations must be a positive integer');
   }
-  return { ports, maxRegistrations };
+  const profile = TARGET_PROFILES[options.profile ?? 'spc4'];
+  if (profile === undefined) throw new RangeError(`unknown target profile ${String(options.profile)}`);
+  return { ports, maxRegistrations, profile };
 }
 
 export class PrEngine {
   private readonly targetPorts: readonly number[];
   private readonly maxRegistrations: number;
+  private readonly profile: TargetProfile;
   /** Insertion order is registration order, which READ KEYS and READ FULL STATUS report (SCST, LIO). */
   private readonly registrations = new Map<string, Registration>();
   private reservation: Reservation | null = null;
@@ -155,9 +157,10 @@ export class PrEngine {
   private changed = false;
 
   constructor(options: PrEngineOptions) {
-    const { ports, maxRegistrations } = validatedOptions(options);
+    const { ports, maxRegistrations, profile } = validatedOptions(options);
     this.targetPorts = ports;
     this.maxRegistrations = maxRegistrations;
+    this.profile = profile;
   }
 
   /**
@@ -354,9 +357,13 @@ export class PrEngine {
     const aptplBefore = this.aptpl;
     this.changed = false;
     const outcome = this.runPersistentReserveOut(nexus, key, cdb, params);
+    const action = decodePrOutCdb(cdb).action;
+    const registering = action === PrOutAction.REGISTER || action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY;
+    const { persistence } = this.profile;
     const persistentStateChanged =
-      outcome.status === ScsiStatus.GOOD && this.changed && (aptplBefore || this.aptpl);
-    return { ...outcome, persistentStateChanged };
+      outcome.status === ScsiStatus.GOOD &&
+      ((this.changed && (aptplBefore || this.aptpl)) || (registering && persistence.everyRegister && this.changed));
+    return { ...outcome, persistentStateChanged, persistFailure: registering ? persistence.registerFailure : persistence.otherFailure };
   }
 
   /**
@@ -368,6 +375,7 @@ export class PrEngine {
     const cdb = decodePrOutCdb(rawCdb);
     // REPLACE LOST RESERVATION is not implemented (RLR_C=0), like every reference target.
     if (cdb.action > PrOutAction.REGISTER_AND_MOVE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    if (cdb.action === PrOutAction.PREEMPT_AND_ABORT && !this.profile.preemptAndAbort) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
 
     // The CDB's 32-bit PARAMETER LIST LENGTH is authoritative. QEMU frames the
     // transfer by bytes 7-8 only, so fewer delivered bytes mean the device could
@@ -376,9 +384,12 @@ export class PrEngine {
     const declared = cdb.parameterListLength;
     if (params.length < declared) return checkCondition(Sense.PARAMETER_LIST_LENGTH_ERROR);
 
-    const parsed = parseParameterList(cdb.action, Buffer.from(params.subarray(0, declared)));
+    const parsed = parseParameterList(cdb.action, Buffer.from(params.subarray(0, declared)), this.profile.parameterListLengthSense);
     if (!parsed.ok) return checkCondition(parsed.sense);
     const list = parsed.list;
+    if (!this.profile.optionalBits && (list.aptpl || (list.kind === 'basic' && (list.specIPt || list.allTgPt)))) {
+      return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    }
     if (list.kind === 'basic' && list.specIPt && cdb.action !== PrOutAction.REGISTER) {
       return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
     }
@@ -386,8 +397,12 @@ export class PrEngine {
     const registration = this.registrations.get(key);
     const registering =
       cdb.action === PrOutAction.REGISTER || cdb.action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY;
-    // An unregistered nexus may only register (SCST, CTL; LIO's NOT READY 02/08/00 quirk is not reproduced).
-    if (registration === undefined && !registering) return conflict();
+    // An unregistered nexus may only register (SCST, CTL; LIO answers NOT READY 08/00 while nothing is reserved).
+    if (registration === undefined && !registering) {
+      const answer = this.profile.unregisteredWithoutReservation;
+      const lioCase = this.reservation === null && cdb.action !== PrOutAction.PREEMPT && cdb.action !== PrOutAction.PREEMPT_AND_ABORT;
+      return answer !== 'conflict' && lioCase ? checkCondition(answer) : conflict();
+    }
     if (
       cdb.action !== PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY &&
       list.reservationKey !== (registration?.key ?? 0n)
@@ -415,11 +430,12 @@ export class PrEngine {
   private register(nexus: Nexus, key: string, list: BasicParameters): EngineResult {
     if (this.registrations.has(key)) {
       if (list.specIPt) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
-      if (list.serviceActionKey === 0n) this.unregister(key);
+      const unregistering = list.serviceActionKey === 0n;
+      if (unregistering) this.unregister(key);
       else this.changeKey(this.groupOf(key), list.serviceActionKey);
       this.setAptpl(list.aptpl);
       // +1 for every successful REGISTER-family command, unregister included (SCST, tgt; LIO skips unregister).
-      this.bumpGeneration();
+      if (!unregistering || this.profile.generationCountsUnregister) this.bumpGeneration();
       return good();
     }
 
@@ -428,8 +444,8 @@ export class PrEngine {
     const initiators: TransportId[] = [nexus.initiator, ...named.value];
     if (list.serviceActionKey === 0n) {
       // Nothing to register. The generation still counts the command (SCST,
-      // tgt); APTPL is untouched as no state is established.
-      this.bumpGeneration();
+      // tgt; not LIO); APTPL is untouched as no state is established.
+      if (this.profile.generationCountsUnregister) this.bumpGeneration();
       return good();
     }
 
@@ -464,7 +480,9 @@ export class PrEngine {
     this.removeRegistrations(group);
     if (reservation === null || !heldByGroup) return;
     this.setReservation(null);
-    if (isRegistrantsOnlyType(reservation.type)) {
+    const announced =
+      this.profile.holderUnregisterAnnounces === 'registrants-only' ? isRegistrantsOnlyType(reservation.type) : !isAllRegistrantsType(reservation.type);
+    if (announced) {
       for (const other of this.registrations.keys()) {
         this.queueUnitAttention(other, Sense.RESERVATIONS_RELEASED);
       }
@@ -473,7 +491,8 @@ export class PrEngine {
 
   private reserve(key: string, cdb: PrOutCdb): EngineResult {
     // spc4r17 5.7.9. A SCOPE other than LU_SCOPE is INVALID FIELD IN CDB (SCST/tgt; LIO uses 26/00).
-    if (!isPrType(cdb.type) || cdb.scope !== LU_SCOPE) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    if (!isPrType(cdb.type)) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
+    if (cdb.scope !== LU_SCOPE) return checkCondition(this.profile.reserveScopeSense);
     const type = cdb.type;
     if (this.reservation === null) {
       this.setReservation({ type, holder: isAllRegistrantsType(type) ? null : key });
@@ -488,10 +507,12 @@ export class PrEngine {
     if (reservation === null || !this.isHolder(key)) return good();
     // spc4r17 5.7.11.2; SCST/CTL/tgt majority, LIO answers RESERVATION CONFLICT.
     if (reservation.type !== cdb.type || cdb.scope !== LU_SCOPE) {
-      return checkCondition(Sense.INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
+      const mismatch = this.profile.releaseMismatch;
+      return mismatch === 'conflict' ? conflict() : checkCondition(mismatch);
     }
     this.setReservation(null);
-    if (isRegistrantsOnlyType(reservation.type) || isAllRegistrantsType(reservation.type)) {
+    const sharedType = isRegistrantsOnlyType(reservation.type) || isAllRegistrantsType(reservation.type);
+    if (this.profile.releaseAnnounces === 'registrants-types' ? sharedType : !sharedType) {
       for (const other of this.registrations.keys()) {
         if (other !== key) this.queueUnitAttention(other, Sense.RESERVATIONS_RELEASED);
       }
@@ -517,7 +538,11 @@ export class PrEngine {
       (reservation.holder === null ? target === 0n : target === this.registrations.get(reservation.holder)!.key);
     if (!preemptsReservation) {
       // SARK 0 without an all-registrants reservation is 05/26/00 (LIO, CTL; SCST answers a conflict).
-      if (target === 0n) return checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
+      if (target === 0n) {
+        if (reservation === null) return this.profile.preemptZeroWithoutReservation === 'good' ? good() : checkCondition(Sense.INVALID_FIELD_IN_PARAMETER_LIST);
+        return checkCondition(this.profile.preemptZeroHeldSense);
+      }
+      if (this.profile.preemptChecksType && !isPrType(cdb.type)) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
       return this.preemptRegistrations(key, target, abort);
     }
     // Only a preempted reservation takes on the new TYPE/SCOPE, so only then are they checked.
@@ -550,8 +575,9 @@ export class PrEngine {
    * (spec, CTL; LIO and SCST validate TYPE).
    */
   private preemptRegistrations(key: string, target: bigint, abort: boolean): EngineResult {
-    const victims = [...this.registrations].filter(([, r]) => r.key === target).map(([k]) => k);
-    if (victims.length === 0) return conflict();
+    const holders = [...this.registrations].filter(([, r]) => r.key === target).map(([k]) => k);
+    if (holders.length === 0) return conflict();
+    const victims = this.profile.preemptRemovesSender ? holders : holders.filter((k) => k !== key);
     this.removeRegistrations(victims);
     this.notifyPreempted(victims, key, abort);
     this.bumpGeneration();
@@ -567,7 +593,7 @@ export class PrEngine {
   private notifyPreempted(victims: readonly string[], sender: string, abort: boolean): void {
     for (const victim of victims) {
       if (victim === sender) continue;
-      this.queueUnitAttention(victim, Sense.REGISTRATIONS_PREEMPTED);
+      this.queueUnitAttention(victim, this.profile.preemptedRegistrationSense);
       if (abort) this.queueUnitAttention(victim, Sense.COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
     }
   }
@@ -608,6 +634,8 @@ export class PrEngine {
 
   private persistentReserveIn(rawCdb: Buffer): EngineResult {
     const cdb = decodePrInCdb(rawCdb);
+    const minimum = cdb.action === PrInAction.REPORT_CAPABILITIES ? this.profile.minimumCapabilitiesLength : this.profile.minimumAllocationLength;
+    if (cdb.allocationLength < minimum) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
     let data: Buffer;
     switch (cdb.action) {
       case PrInAction.READ_KEYS:
@@ -617,9 +645,10 @@ export class PrEngine {
         data = encodeReadReservation({ generation: this.generation, reservation: this.heldReservation() });
         break;
       case PrInAction.REPORT_CAPABILITIES:
-        data = encodeReportCapabilities({ ...CAPABILITIES, ptplA: this.aptpl });
+        data = encodeReportCapabilities({ ...this.profile.capabilities, ptplA: this.aptpl });
         break;
       case PrInAction.READ_FULL_STATUS:
+        if (!this.profile.readFullStatus) return checkCondition(Sense.INVALID_FIELD_IN_CDB);
         data = this.readFullStatus();
         break;
       default:

@@ -1,4 +1,5 @@
-import { fstatSync, lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { constants as fsConstants, fstatSync, lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Backend, BackendRequest } from '../backend/backend.js';
 import type { CommandResult } from '../protocol/response.js';
@@ -7,6 +8,7 @@ import { ScsiStatus } from '../scsi/status.js';
 import { ConfigError, parseSimulationConfig, type SimulationConfig } from './config.js';
 import type { Nexus } from './nexus.js';
 import { PrEngine } from './pr-engine.js';
+import { TARGET_PROFILES } from './target-profile.js';
 import { deleteLunState, loadLunState, saveLunState } from './state-store.js';
 import { parseInitiatorName } from '../scsi/transport-id.js';
 
@@ -98,6 +100,10 @@ export class SimulatedBackend implements Backend {
     private readonly limits: SimulationLimits,
   ) {}
 
+  private get profile() {
+    return TARGET_PROFILES[this.config?.profile ?? 'spc4'];
+  }
+
   /** `source` names the configuration file in error messages. */
   static async create(config: SimulationConfig | null, log: Logger, source = 'config', limits: SimulationLimits = { maxLuns: 1024 }): Promise<SimulatedBackend> {
     const backend = new SimulatedBackend(config, config?.stateDir ?? null, log, limits);
@@ -142,17 +148,20 @@ export class SimulatedBackend implements Backend {
         this.noStateDirLogged = true;
         return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.INTERNAL_TARGET_FAILURE) };
       }
-      const write = lun.saving.then(() =>
-        snapshot.aptpl ? saveLunState(stateDir, lun.name, snapshot) : deleteLunState(stateDir, lun.name),
-      );
+      const write = lun.saving.then(async () => {
+        // LIO does not create <db_root>/pr; its write fails when the directory is missing.
+        if (!this.profile.persistence.createsDirectory) await access(stateDir, fsConstants.W_OK);
+        await (snapshot.aptpl ? saveLunState(stateDir, lun.name, snapshot) : deleteLunState(stateDir, lun.name));
+      });
       lun.saving = write.catch(() => undefined);
       try {
         await write;
       } catch (err) {
         // The change stays in effect for this run (as on LIO), but the client
-        // must learn that it will not survive a restart.
+        // must learn that it will not survive a restart, unless the profile's
+        // target keeps quiet about it.
         this.log.error({ err, lun: lun.name, stateDir: this.stateDir }, 'cannot persist PR state');
-        return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.INTERNAL_TARGET_FAILURE) };
+        if (result.persistFailure !== null) return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(result.persistFailure) };
       }
     }
     return result;
@@ -200,7 +209,8 @@ export class SimulatedBackend implements Backend {
     const persisted = this.stateDir === null ? null : await loadLunState(this.stateDir, name, this.log);
     // No power-on UNIT ATTENTION is queued: on a real disk the guest's first
     // non-PR command (which never reaches the helper) consumes it.
-    const engine = persisted ? PrEngine.restore(persisted, { targetPorts }) : new PrEngine({ targetPorts });
+    const options = { targetPorts, profile: this.profile.name };
+    const engine = persisted ? PrEngine.restore(persisted, options) : new PrEngine(options);
     if (persisted) this.log.info({ lun: name, registrations: persisted.registrations.length }, 'restored APTPL state');
     return { name, engine, saving: Promise.resolve() };
   }

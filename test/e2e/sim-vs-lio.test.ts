@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,50 +10,75 @@ import { prSequence, runSequence, type Recording } from './tools/pr-sequence.js'
  * Tier 1b without a VM: the Tier 1 sequence on our daemon's simulated disk, compared
  * with LIO's replies as kept in test/e2e/fixtures/lio-pr-sequence.json (recorded through
  * qemu-pr-helper by run-differential.sh). run-all.sh does the same against a fresh
- * recording. Differences are allowed only as pinned in tools/lio-divergences.ts.
+ * recording. Differences are allowed only as pinned in tools/lio-divergences.ts for
+ * the default profile; the simulator's "lio" profile must match the recording exactly.
  */
 const lio = JSON.parse(readFileSync(LIO_FIXTURE, 'utf8')) as Recording;
 
+/** Our daemon on a two-nexus simulated disk shaped like the LIO rig, running the Tier 1 sequence under `profile`. */
+async function simulate(profile: 'spc4' | 'lio'): Promise<{ sim: Recording; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), `sim-vs-lio-${profile}-`));
+  const disks = { A: join(dir, 'a.img'), B: join(dir, 'b.img') };
+  writeFileSync(disks.A, '');
+  writeFileSync(disks.B, '');
+  // LIO writes its APTPL file into an existing directory (the rig creates /etc/target/pr).
+  mkdirSync(join(dir, 'state'));
+  // LIO's nexuses as READ FULL STATUS shows them: SAS initiator ports …a1/…a2 on
+  // relative target ports 1 and 2.
+  const config = {
+    stateDir: join(dir, 'state'),
+    profile,
+    luns: [{
+      name: 'disk0',
+      paths: [
+        { path: disks.A, initiator: 'naa.50014050000000a1', targetPort: 1 },
+        { path: disks.B, initiator: 'naa.50014050000000a2', targetPort: 2 },
+      ],
+    }],
+  };
+  writeFileSync(join(dir, 'simulate.json'), JSON.stringify(config));
+  const daemon: RunningDaemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'simulate.json')]);
+  try {
+    return {
+      sim: await runSequence(daemon.socket, disks, `simulated-${profile}`),
+      stop: async () => {
+        await daemon.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await daemon.stop();
+    throw err;
+  }
+}
+
 describe('simulated disk vs LIO (tier 1b, recorded LIO replies)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sim-vs-lio-'));
-  let daemon: RunningDaemon;
-  let sim: Recording;
+  let spc4: Awaited<ReturnType<typeof simulate>>;
+  let lioProfile: Awaited<ReturnType<typeof simulate>>;
 
   beforeAll(async () => {
-    const disks = { A: join(dir, 'a.img'), B: join(dir, 'b.img') };
-    writeFileSync(disks.A, '');
-    writeFileSync(disks.B, '');
-    // LIO's nexuses as READ FULL STATUS shows them: SAS initiator ports …a1/…a2 on
-    // relative target ports 1 and 2.
-    const config = {
-      stateDir: join(dir, 'state'),
-      luns: [{
-        name: 'disk0',
-        paths: [
-          { path: disks.A, initiator: 'naa.50014050000000a1', targetPort: 1 },
-          { path: disks.B, initiator: 'naa.50014050000000a2', targetPort: 2 },
-        ],
-      }],
-    };
-    writeFileSync(join(dir, 'simulate.json'), JSON.stringify(config));
-    daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'simulate.json')]);
-    sim = await runSequence(daemon.socket, disks, 'simulated');
+    spc4 = await simulate('spc4');
+    lioProfile = await simulate('lio');
   });
 
   afterAll(async () => {
-    await daemon?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await spc4?.stop();
+    await lioProfile?.stop();
   });
 
   it('the LIO recording covers the current sequence (re-record it with run-differential.sh otherwise)', () => {
     expect(lio.replies.map((r) => r.name)).toEqual(prSequence().map((s) => s.name));
   });
 
-  it('differs from LIO exactly where LIO has a documented quirk (spc4-pr-semantics.md §8)', () => {
-    const verdict = judge(divergences(lio, sim));
+  it('the default (spc4) profile differs from LIO exactly where LIO has a documented quirk (spc4-pr-semantics.md §8)', () => {
+    const verdict = judge(divergences(lio, spc4.sim));
     expect(verdict.unexpected).toEqual([]);
     expect(verdict.vanished).toEqual([]);
     expect(verdict.allowed.map((q) => q.step)).toEqual(LIO_QUIRKS.map((q) => q.step));
+  });
+
+  it('the lio profile reproduces every pinned quirk: no divergence from the recording is left', () => {
+    expect(divergences(lio, lioProfile.sim)).toEqual([]);
   });
 
   it('every pinned quirk is a quirk probe, outside the two-node scenario, except REPORT CAPABILITIES', () => {

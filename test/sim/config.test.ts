@@ -11,6 +11,7 @@ describe('parseSimulationConfig', () => {
   it('accepts the documented shape', () => {
     expect(parseSimulationConfig(EXAMPLE, SOURCE)).toEqual({
       stateDir: '/var/lib/pr-helper',
+      profile: 'spc4',
       luns: [
         {
           name: 'disk0',
@@ -48,6 +49,15 @@ describe('parseSimulationConfig', () => {
     expect(config.luns.map((l) => l.targetPorts)).toEqual([[3], [1, 2]]);
     expect(config.luns[0]!.paths[0]!.initiator).toEqual({ protocol: 'fc', wwpn: '21000024ff5a2b3c' });
     expect(config.luns[1]!.paths[1]!.initiator).toEqual({ protocol: 'sas', address: '500605b0000272b0' });
+  });
+
+  it('takes a target profile, spc4 unless given', () => {
+    const one = { luns: [{ name: 'a', paths: [{ path: '/a', initiator: 'iqn.x.y:z' }] }] };
+    expect(parseSimulationConfig(JSON.stringify({ ...one, profile: 'lio' }), SOURCE).profile).toBe('lio');
+    expect(parseSimulationConfig(JSON.stringify({ ...one, profile: 'tgt' }), SOURCE).profile).toBe('tgt');
+    expect(() => parseSimulationConfig(JSON.stringify({ ...one, profile: 'scst' }), SOURCE)).toThrow(
+      'config /etc/pr-helper/sim.json: profile must be one of "spc4", "lio", "tgt"',
+    );
   });
 
   it('allows the same initiator on the same port of different LUNs', () => {

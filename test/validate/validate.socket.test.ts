@@ -107,4 +107,33 @@ describe('pr-helper validate on the simulated disk', () => {
     expect(await validate('-d', join(dir, 'absent.img'))).toMatchObject({ code: 2, stderr: expect.stringMatching(/cannot open .*absent\.img: ENOENT/) });
     expect(await validate('-d', images.a, '--profile', 'vmware')).toMatchObject({ code: 1, stderr: expect.stringMatching(/expected wsfc, fence_scsi, all/) });
   });
+
+  it('on the lio profile without its state directory fails at the first REGISTER with LIO\'s cause and fix, and still removes its key', async () => {
+    const lioDir = join(dir, 'lio');
+    mkdirSync(lioDir);
+    const image = join(lioDir, 'disk.img');
+    writeFileSync(image, '');
+    const config = { stateDir: join(lioDir, 'pr'), profile: 'lio', luns: [{ name: 'disk0', paths: [{ path: image, initiator: 'naa.50014050000000a1' }] }] };
+    writeFileSync(join(lioDir, 'sim.json'), JSON.stringify(config));
+    const lio = await startDaemon(join(lioDir, 'prh.sock'), ['--simulate', join(lioDir, 'sim.json')]);
+    try {
+      const r = await run(process.execPath, [DAEMON_ENTRY, 'validate', '-k', lio.socket, '-d', image, '--profile', 'wsfc', '--json']).catch((e: unknown) => e as { code: number; stdout: string });
+      expect((r as { code?: number }).code).toBe(1);
+      const report = JSON.parse(r.stdout) as { outcome: string; flows: { steps: { id: string; verdict: string; observed: string; explanation: { cause: string; fix: string } | null }[] }[]; cleanup: { id: string; verdict: string }[] };
+      expect(report.outcome).toBe('fail');
+      const failure = report.flows.flatMap((f) => f.steps).find((s) => s.verdict === 'fail')!;
+      expect(failure.id).toBe('capabilities.register');
+      expect(failure.observed).toBe('CHECK CONDITION, NOT READY 08/00 (logical unit communication failure)');
+      expect(failure.explanation!.cause).toMatch(/^LIO cannot write its APTPL state/);
+      expect(failure.explanation!.fix).toMatch(/\/etc\/target\/pr or \/var\/target\/pr/);
+      // The flow's own cleanup unregistered (applied, though answered NOT READY, as
+      // LIO does), so the final unregister has nothing to write and what is left is verified.
+      expect(report.cleanup.map((c) => [c.id, c.verdict])).toEqual([
+        ['cleanup.unregister-a', 'pass'],
+        ['cleanup.verify', 'pass'],
+      ]);
+    } finally {
+      await lio.stop();
+    }
+  });
 });
