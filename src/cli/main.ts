@@ -25,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
   // after parsing: -V and --help work without the native addon.
   if (argv[0] === 'client') return (await import('./client-command.js')).runClientCommand(argv.slice(1));
   if (argv[0] === 'check') return (await import('./check-command.js')).runCheckCommand(argv.slice(1));
+  if (argv[0] === 'sg_persist') return (await import('./sg-persist-command.js')).runSgPersistCommand(argv.slice(1));
   if (argv[0] === 'validate') return (await import('./validate-command.js')).runValidateCommand(argv.slice(1));
   if (argv[0] === 'status') return (await import('./status-command.js')).runStatusCommand(argv.slice(1));
   const parsed = parseArguments(argv, packageVersion());
