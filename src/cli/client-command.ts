@@ -57,6 +57,8 @@ Actions joined by 'then' run in order on one connection, so they come from one
 initiator (in the simulator's default configuration every process is one):
   ... register --sa-key 0xaa then reserve --key 0xaa --type wr-ex
 The first action's --socket, --device, --readonly and --json apply to all.
+With --json a sequence prints one JSON array: one object per action that ran,
+in order, the failed one last (a single action prints one object).
 Exit status (as sg_persist):
    0  success
    1  usage error, helper unreachable or protocol failure, or another status
@@ -516,8 +518,11 @@ export function connectFailureHint(err: unknown, socket: string): string {
   return `cannot connect to ${socket}: ${(err as Error).message}`;
 }
 
-function failure(request: Request, io: Output, code: number, message: string, extra: Record<string, unknown> = {}): number {
-  if (request.options.json) io.out(json({ action: request.action, error: message, exitCode: code, ...extra }));
+/** Where an action's JSON result goes: printed at once, or collected into the sequence's array. */
+type Emit = (result: Record<string, unknown>) => void;
+
+function failure(request: Request, io: Output, emit: Emit, code: number, message: string, extra: Record<string, unknown> = {}): number {
+  if (request.options.json) emit({ action: request.action, error: message, exitCode: code, ...extra });
   else io.err(`${COMMAND}: ${message}\n`);
   return code;
 }
@@ -525,22 +530,31 @@ function failure(request: Request, io: Output, code: number, message: string, ex
 /** Runs the requests in order on one connection; stops at the first that fails. */
 async function executeAll(requests: readonly Request[], io: Output): Promise<number> {
   const o = requests[0]!.options;
+  if (!o.json || requests.length === 1) return executeEach(requests, io, (result) => io.out(json(result)));
+  const results: Record<string, unknown>[] = [];
+  const code = await executeEach(requests, io, (result) => results.push(result));
+  io.out(json(results));
+  return code;
+}
+
+async function executeEach(requests: readonly Request[], io: Output, emit: Emit): Promise<number> {
+  const o = requests[0]!.options;
   let fd: number;
   try {
     // O_NONBLOCK as sg_persist: opening a device without medium must not hang.
     fd = openSync(o.device, (o.readonly ? fsConstants.O_RDONLY : fsConstants.O_RDWR) | fsConstants.O_NONBLOCK);
   } catch (err) {
-    return failure(requests[0]!, io, ExitCode.FILE_ERROR, `cannot open ${o.device}: ${(err as Error).message}`);
+    return failure(requests[0]!, io, emit, ExitCode.FILE_ERROR, `cannot open ${o.device}: ${(err as Error).message}`);
   }
   let client: HelperClient | null = null;
   try {
     try {
       client = await HelperClient.connect(o.socket);
     } catch (err) {
-      return failure(requests[0]!, io, ExitCode.OTHER, `${connectFailureHint(err, o.socket)}; try '${PROGRAM} check --socket ${o.socket}'`);
+      return failure(requests[0]!, io, emit, ExitCode.OTHER, `${connectFailureHint(err, o.socket)}; try '${PROGRAM} check --socket ${o.socket}'`);
     }
     for (const request of requests) {
-      const code = await execute(client, fd, request, io);
+      const code = await execute(client, fd, request, io, emit);
       if (code !== ExitCode.OK) return code;
     }
     return ExitCode.OK;
@@ -550,9 +564,9 @@ async function executeAll(requests: readonly Request[], io: Output): Promise<num
   }
 }
 
-async function execute(client: HelperClient, fd: number, request: Request, io: Output): Promise<number> {
+async function execute(client: HelperClient, fd: number, request: Request, io: Output, emit: Emit): Promise<number> {
   const o = request.options;
-  const fail = (code: number, message: string, extra: Record<string, unknown> = {}): number => failure(request, io, code, message, extra);
+  const fail = (code: number, message: string, extra: Record<string, unknown> = {}): number => failure(request, io, emit, code, message, extra);
   try {
     const reply = await client.execute(request.cdb, fd, request.params);
     const failed = describeReply(reply.status, reply.sense);
@@ -564,7 +578,7 @@ async function execute(client: HelperClient, fd: number, request: Request, io: O
       });
     }
     if (!(request.action in IN_ACTIONS)) {
-      if (o.json) io.out(json({ action: request.action, status: 'GOOD' }));
+      if (o.json) emit({ action: request.action, status: 'GOOD' });
       return ExitCode.OK;
     }
     let rendered: ReturnType<typeof renderIn>;
@@ -576,7 +590,7 @@ async function execute(client: HelperClient, fd: number, request: Request, io: O
     }
     const [text, fields, truncated] = rendered;
     if (o.json) {
-      io.out(json({ action: request.action, status: 'GOOD', ...fields }));
+      emit({ action: request.action, status: 'GOOD', ...fields });
     } else {
       io.out(text);
       if (truncated) {

@@ -367,6 +367,16 @@ describe('pr-helper client sequences (then)', () => {
     rmSync(sequenceDir, { recursive: true, force: true });
   });
 
+  it('prints one JSON array for a sequence with --json, the failed action last', async () => {
+    const result = await asA('--json', 'read-keys', 'then', 'release', '--key', '0x12345', '--type', 'wr-ex', 'then', 'read-keys');
+    expect(result.code).toBe(24);
+    const parsed = JSON.parse(result.stdout) as { action: string; status?: string; error?: string }[];
+    expect(parsed.map((r) => [r.action, r.error ?? r.status])).toEqual([
+      ['read-keys', 'GOOD'],
+      ['release', 'PR OUT RELEASE: RESERVATION CONFLICT'],
+    ]);
+  });
+
   it('rejects a usage error in any action of the sequence before sending anything', async () => {
     const result = await asA('read-keys', 'then', 'reserve', '--key', '0xaa');
     expect(result).toMatchObject({ code: 1, stdout: '' });
