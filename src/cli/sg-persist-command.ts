@@ -7,8 +7,8 @@
  *
  * Known differences: no INQUIRY is sent (the helper forwards PR commands
  * only), so the device identification lines sg_persist prints without -n
- * are absent; --hex is refused rather than approximated; errors of the
- * helper link have no sg_persist equivalent and exit 99 with their reason.
+ * are absent; errors of the helper link have no sg_persist equivalent and
+ * exit 99 with their reason.
  */
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -22,6 +22,7 @@ import { decodeSense } from '../scsi/sense.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
 import { encodeTransportId, parseInitiatorName, type TransportId } from '../scsi/transport-id.js';
 import { connectFailureHint, processOutput, type Output } from './client-command.js';
+import { sgHexDump } from './sg-hex.js';
 import { DEFAULT_SOCKET } from './options.js';
 
 const NAME = 'sg_persist';
@@ -67,7 +68,8 @@ interface Options {
   allocLength: number;
   device: string | null;
   readonly: boolean;
-  hex: boolean;
+  /** How many times -H was given: 1 decodes the header, 2 dumps the whole response, 3 also drops the offsets. */
+  hex: number;
   socket: string;
 }
 
@@ -123,7 +125,7 @@ type Parsed = { kind: 'run'; options: Options } | { kind: 'exit'; code: number; 
 export function parseSgPersistArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed {
   const o: Options = {
     in: false, out: false, prin: [], prout: [], rk: 0n, sark: 0n, type: 0, allTgPt: false, aptpl: false, unreg: false,
-    rtpi: 0, transportIds: [], allocLength: MAX_TRANSFER, device: null, readonly: false, hex: false,
+    rtpi: 0, transportIds: [], allocLength: MAX_TRANSFER, device: null, readonly: false, hex: 0,
     socket: env['PR_HELPER_SOCKET'] || DEFAULT_SOCKET,
   };
   const positional: string[] = [];
@@ -153,7 +155,7 @@ export function parseSgPersistArgs(argv: readonly string[], env: NodeJS.ProcessE
       case 'maxlen': o.allocLength = numberArgument(value!, name, MAX_TRANSFER); break;
       case 'device': o.device = value!; break;
       case 'readonly': o.readonly = true; break;
-      case 'hex': o.hex = true; break;
+      case 'hex': o.hex++; break;
       case 'socket': o.socket = value!; break;
       case 'help': return { kind: 'exit', code: 0, err: USAGE };
       case 'version': return { kind: 'exit', code: 0, err: 'version: 0.67 20190913 (pr-helper front end)\n' };
@@ -203,7 +205,6 @@ export function parseSgPersistArgs(argv: readonly string[], env: NodeJS.ProcessE
       if (o.prout.length > 0) throw new Syntax("PR Out service actions need '--out'");
       if (o.prin.length > 1) throw new Syntax('only one PR in service action can be specified');
     }
-    if (o.hex) throw new Syntax('--hex is not supported by the pr-helper front end');
   } catch (err) {
     if (err instanceof Syntax) return { kind: 'exit', code: Category.SYNTAX_ERROR.code, err: `${err.message}\n${err.usage ? USAGE : ''}` };
     throw err;
@@ -214,7 +215,7 @@ export function parseSgPersistArgs(argv: readonly string[], env: NodeJS.ProcessE
 const USAGE = `Usage: sg_persist [OPTIONS] [DEVICE]
   (pr-helper front end: the command goes through the helper socket,
    --socket=PATH, else $PR_HELPER_SOCKET, else ${DEFAULT_SOCKET})
-  See sg_persist(8) for the options; --hex is not supported.
+  See sg_persist(8) for the options.
 `;
 
 function categoryOf(status: number, senseBytes: Uint8Array): CategoryInfo {
@@ -324,6 +325,35 @@ export function formatPrIn(action: number, data: Uint8Array): string | CategoryI
   return lines.join('\n') + '\n';
 }
 
+/**
+ * What sg_persist --hex prints for PR IN data (prin_work's hex branches).
+ * sg_persist reads a zeroed buffer of the allocation length, so bytes the
+ * header announces beyond the transfer are dumped as zeros; a dump is never
+ * longer than that buffer.
+ */
+export function formatPrInHex(action: number, data: Uint8Array, hex: number, allocationLength: number): { out: string; malformed: boolean } {
+  const buffer = Buffer.alloc(allocationLength);
+  buffer.set(data.subarray(0, allocationLength));
+  const dump = (start: number, length: number, addressed = true): string =>
+    sgHexDump(buffer.subarray(start, Math.max(start, Math.min(start + length, allocationLength))), addressed);
+  if (action === PrInAction.REPORT_CAPABILITIES) {
+    const length = buffer[1] ?? 0;
+    return length === 8 ? { out: dump(0, 8), malformed: false } : { out: dump(0, length), malformed: true };
+  }
+  const generation = buffer.length >= 4 ? buffer.readUInt32BE(0) : 0;
+  const additionalLength = buffer.length >= 8 ? buffer.readInt32BE(4) : 0;
+  if (hex > 1) return { out: dump(0, additionalLength + 8, hex === 2), malformed: false };
+  // sg_persist prints a length of 0 or less twice, the second time on a line of its own.
+  let out = `  PR generation=0x${generation.toString(16)}, `;
+  if (additionalLength <= 0) out += `Additional length=${additionalLength}\n`;
+  if (additionalLength >>> 0 > (allocationLength - 8) >>> 0) {
+    out += `Additional length too large=${additionalLength}, truncate\n${dump(8, allocationLength - 8)}`;
+  } else {
+    out += `Additional length=${additionalLength}\n${dump(8, additionalLength)}`;
+  }
+  return { out, malformed: false };
+}
+
 function buildCommand(o: Options): { cdb: Buffer; params: Buffer; direction: 'in' | 'out'; action: number; name: string } {
   if (!o.out) {
     const action = o.prin[0] ?? PrInAction.READ_KEYS;
@@ -380,6 +410,11 @@ export async function runSgPersistCommand(argv: readonly string[], io: Output = 
       return failed(c, failureLine(command.direction, command.name, c));
     }
     if (command.direction === 'out') return 0;
+    if (o.hex > 0) {
+      const { out, malformed } = formatPrInHex(command.action, reply.data, o.hex, o.allocLength);
+      io.out(out);
+      return malformed ? failed(Category.MALFORMED, 'Unexpected response for PRIN Report Capabilities\n') : 0;
+    }
     let text: string | CategoryInfo;
     try {
       text = formatPrIn(command.action, reply.data);

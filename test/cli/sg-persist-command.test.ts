@@ -96,6 +96,8 @@ describe('pr-helper sg_persist through the helper', () => {
       code: 5,
       stderr: 'PR out (Release): bad field in cdb or parameter list (perhaps unsupported service action)\nsg_persist failed: Illegal request\n',
     });
+    expect(await ours('-n', '--hex', '-k', a)).toEqual({ code: 0, stdout: '  PR generation=0x2, Additional length=16\n 00     00 00 00 00 00 00 00 aa  00 00 00 00 00 00 00 bb\n', stderr: '' });
+    expect((await ours('-n', '-HH', '-r', a)).stdout).toBe(' 00     00 00 00 02 00 00 00 10  00 00 00 00 00 00 00 aa\n 10     00 00 00 00 00 05 00 00\n');
     expect(await ours('-n', '-o', '-C', '-K', 'aa', a)).toMatchObject({ code: 0 });
     expect((await ours('-n', '-k', b)).code).toBe(6);
   });
@@ -104,7 +106,6 @@ describe('pr-helper sg_persist through the helper', () => {
     expect(await ours('-n', '-o', '-I', a)).toMatchObject({ code: 0 });
     expect(await ours('-n', '-i', '-o', '-C', a)).toMatchObject({ code: 1, stderr: expect.stringMatching(/^choose '--in' _or_ '--out' \(not both\)\n/) });
     expect(await ours('-n', '-G', a)).toMatchObject({ code: 1, stderr: expect.stringMatching(/^PR Out service actions need '--out'\n/) });
-    expect(await ours('-n', '--hex', a)).toMatchObject({ code: 1, stderr: expect.stringMatching(/--hex is not supported/) });
     expect(await ours('-n', '-k', '--socket', join(dir, 'absent.sock'), a)).toMatchObject({ code: 52, stderr: expect.stringMatching(/absent\.sock does not exist/) });
   });
 
