@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,8 @@ import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon
  */
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'pr-validate-'));
-const images = { a: join(dir, 'a.img'), b: join(dir, 'b.img') };
+// c is a third initiator that only watches the LUN.
+const images = { a: join(dir, 'a.img'), b: join(dir, 'b.img'), c: join(dir, 'c.img') };
 let daemon: RunningDaemon;
 
 beforeAll(async () => {
@@ -25,6 +27,7 @@ beforeAll(async () => {
     luns: [{ name: 'disk0', paths: [
       { path: images.a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
       { path: images.b, initiator: 'iqn.2008-11.org.linux-kvm:node-b', targetPort: 2 },
+      { path: images.c, initiator: 'iqn.2008-11.org.linux-kvm:watcher' },
     ] }],
   };
   writeFileSync(join(dir, 'sim.json'), JSON.stringify(config));
@@ -46,9 +49,9 @@ async function validate(...args: string[]): Promise<{ code: number; stdout: stri
   }
 }
 
-async function keysOnLun(): Promise<string> {
+async function keysOnLun(image = images.a): Promise<string> {
   const client = await HelperClient.connect(daemon.socket);
-  const fd = openSync(images.a, 'r+');
+  const fd = openSync(image, 'r+');
   try {
     const reply = await client.execute(prInCdb(IN.READ_KEYS), fd);
     return reply.data.subarray(8).toString('hex');
@@ -94,11 +97,35 @@ describe('pr-helper validate on the simulated disk', () => {
       expect(forced.stdout).toMatch(/CprepDiskPRClear is not sent/);
       expect(await keysOnLun()).toBe('000000000000f00d');
     } finally {
+      // The forced run's commands may have left this nexus a UNIT ATTENTION, which the first command consumes.
       const unregister = basicParams({ key: 0xf00dn });
-      await client.execute(prOutCdb(SA.REGISTER, 0, unregister.length), fd, unregister);
+      let status = -1;
+      for (let attempt = 0; attempt < 2 && status !== 0; attempt++) status = (await client.execute(prOutCdb(SA.REGISTER, 0, unregister.length), fd, unregister)).status;
+      expect(status).toBe(0);
       client.close();
       closeSync(fd);
     }
+  });
+
+  it('Ctrl-C in the middle of a flow: exit 130, the rest not run, and READ KEYS finds none of its keys', async () => {
+    const child = spawn(process.execPath, [DAEMON_ENTRY, 'validate', '-k', daemon.socket, '-d', images.a, '-d', images.b, '--profile', 'all'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    // Interrupt as soon as the run has a key on the LUN, seen from a third initiator.
+    let seen = '';
+    while (seen === '' && child.exitCode === null) seen = await keysOnLun(images.c);
+    expect(seen, 'the run ended before any key was seen').not.toBe('');
+    child.kill('SIGINT');
+    const [code] = await exited;
+    expect(stderr).toMatch(/^pr-helper validate: interrupted; removing the validation keys/m);
+    expect(code).toBe(130);
+    expect(stdout).toMatch(/ — observed not run: interrupted — SKIP$/m);
+    expect(stdout).toMatch(/^  node 1: no validation key is left on the LUN — .* — PASS$/m);
+    expect(stdout).toMatch(/^Result: INTERRUPTED: /m);
+    expect(await keysOnLun(images.c)).toBe('');
   });
 
   it('says why it cannot start: no helper, no device, bad profile', async () => {
