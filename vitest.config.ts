@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Suites that boot QEMU/TCG virtual machines: they load both cores for minutes. */
-const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/systemd.test.ts'];
+const VM_SUITES = ['test/e2e/e2e.test.ts', 'test/e2e/multipath.test.ts', 'test/e2e/systemd.test.ts', 'test/e2e/validate-lio.test.ts'];
 /** Runs alone (npm run test:e2e:libvirt, vitest.libvirt.config.ts): an L2 guest boots for minutes. */
 const LIBVIRT_SUITE = 'test/e2e/libvirt.test.ts';
 

@@ -10,7 +10,7 @@
  * are absent; errors of the helper link have no sg_persist equivalent and
  * exit 99 with their reason.
  */
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { closeSync, fstatSync, constants as fsConstants, openSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { HelperClient } from '../client/client.js';
 import { CDB_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
@@ -47,6 +47,23 @@ function osErrorExit(err: unknown): number {
   const code = (err as NodeJS.ErrnoException).code;
   const errno = code ? (osConstants.errno as Record<string, number>)[code] : undefined;
   return errno !== undefined && errno > 0 && errno <= 46 ? 50 + errno : Category.OTHER.code;
+}
+
+/** The Linux sg driver's character major (Documentation/admin-guide/devices.txt). */
+const SCSI_GENERIC_MAJOR = 21;
+const ENOTTY_WORDS = 'Inappropriate ioctl for device';
+
+/**
+ * Whether SG_IO on the descriptor fails with ENOTTY, as on a regular file or
+ * /dev/null: sg_persist issues the ioctl itself and reports that errno, but
+ * the helper protocol carries no errno and the helper answers ABORTED
+ * COMMAND 00/06 for it (qemu-pr-helper's sg_io error path).
+ */
+function sgIoWouldFailWithEnotty(fd: number, status: number, sense: Uint8Array): boolean {
+  const d = status === ScsiStatus.CHECK_CONDITION ? decodeSense(sense) : null;
+  if (d?.key !== SenseKey.ABORTED_COMMAND || d.asc !== 0x00 || d.ascq !== 0x06) return false;
+  const st = fstatSync(fd);
+  return !st.isBlockDevice() && !(st.isCharacterDevice() && (Math.floor(st.rdev / 256) & 0xfff) === SCSI_GENERIC_MAJOR);
 }
 
 const PRIN_NAMES = ['Read keys', 'Read reservation', 'Report capabilities', 'Read full status'];
@@ -404,6 +421,11 @@ export async function runSgPersistCommand(argv: readonly string[], io: Output = 
       reply = await client.execute(command.cdb, fd, command.params);
     } catch (err) {
       return failed(Category.OTHER, `PR ${command.direction} (${command.name}): helper: ${(err as Error).message}\n`);
+    }
+    if (reply.status !== ScsiStatus.GOOD && sgIoWouldFailWithEnotty(fd, reply.status, reply.sense)) {
+      const { direction, name } = command;
+      io.err(`Persistent reservation ${direction}: pass-through os error: ${ENOTTY_WORDS}\nPR ${direction} (${name}): ${ENOTTY_WORDS}\n${NAME} failed: ${ENOTTY_WORDS}\n`);
+      return 50 + osConstants.errno.ENOTTY;
     }
     if (reply.status !== ScsiStatus.GOOD) {
       const c = categoryOf(reply.status, reply.sense);

@@ -121,6 +121,19 @@ describe('pr-helper sg_persist through the helper', () => {
       const theirs = await exec('/usr/bin/sg_persist', args);
       expect(await ours(...args), args.join(' ')).toEqual(theirs);
     }
+    // SG_IO on /dev/null fails with ENOTTY: sg_persist reports the errno, the helper
+    // (here the daemon's real SG_IO backend) ABORTED COMMAND 00/06, which the front end
+    // turns back into sg_persist's words and exit status 75.
+    const sgio = await startDaemon(join(dir, 'sgio.sock'));
+    try {
+      for (const args of [['-n', '-k', '/dev/null'], ['--no-inquiry', '--out', '--register', '--param-sark=1', '/dev/null']]) {
+        const theirs = await exec('/usr/bin/sg_persist', args);
+        expect(theirs.code, args.join(' ')).toBe(75);
+        expect(await exec(process.execPath, [DAEMON_ENTRY, 'sg_persist', ...args], { PR_HELPER_SOCKET: sgio.socket }), args.join(' ')).toEqual(theirs);
+      }
+    } finally {
+      await sgio.stop();
+    }
     const noDevice = [await exec('/usr/bin/sg_persist', ['-n']), await ours('-n')];
     expect(noDevice.map((r) => [r.code, r.stderr.split('\n')[0]])).toEqual([[1, 'No device name given'], [1, 'No device name given']]);
   });

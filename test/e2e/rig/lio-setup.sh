@@ -8,7 +8,10 @@
 #   SG_A SG_B       their sg nodes (/dev/sgN)
 #   INIT_A INIT_B   initiator port names (naa.…) as LIO reports them
 #   LUN_SERIAL      the unit serial number
-# Environment: BACKSTORE=rd (default, 64 MiB rd_mcp) or fileio (64 MiB file in /run).
+#   DISK_C SG_C INIT_C  a third nexus, only with NEXUSES=3 (a watcher that must not
+#                   consume the UNIT ATTENTIONs meant for A and B)
+# Environment: BACKSTORE=rd (default, 64 MiB rd_mcp) or fileio (64 MiB file in /run);
+# NEXUSES=2 (default) or 3.
 # Pitfalls handled (test-rigs.md 4.4): APTPL dir before target_core_mod, nexus before
 # LUN, unit serial set, SCSI hosts identified via the tpg "address" attribute
 # (proc_name is "tcm_loopback", not "tcm_loop").
@@ -16,8 +19,13 @@ set -eu
 CFG=/sys/kernel/config
 ENV_FILE=/run/rig.env
 SERIAL=prhelper0e2e0001
-WWN_PREFIX=naa.50014050000000f   # target ports  …f1, …f2
-INIT_PREFIX=naa.50014050000000a  # initiators    …a1, …a2
+WWN_PREFIX=naa.50014050000000f   # target ports  …f1, …f2 (…f3)
+INIT_PREFIX=naa.50014050000000a  # initiators    …a1, …a2 (…a3)
+case "${NEXUSES:-2}" in
+2) NEXUS_IDS="1 2" ;;
+3) NEXUS_IDS="1 2 3" ;;
+*) echo "lio-setup: NEXUSES must be 2 or 3" >&2; exit 125 ;;
+esac
 
 die() { echo "lio-setup: $*" >&2; exit 125; }
 t_start=$(cut -d' ' -f1 /proc/uptime)
@@ -47,7 +55,7 @@ esac
 echo "$SERIAL" > "$BS/wwn/vpd_unit_serial"
 echo 1 > "$BS/enable"
 
-for i in 1 2; do
+for i in $NEXUS_IDS; do
     T="$CFG/target/loopback/$WWN_PREFIX$i/tpgt_1"
     mkdir -p "$T"
     # The nexus must exist before the LUN: linking the LUN triggers the SCSI scan,
@@ -63,7 +71,7 @@ find_dev() { # $1 = scsi device dir, $2 = block|scsi_generic
     for d in "$1/$2"/*; do [ -e "$d" ] && { basename "$d"; return 0; }; done
     return 1
 }
-for i in 1 2; do
+for i in $NEXUS_IDS; do
     T="$CFG/target/loopback/$WWN_PREFIX$i/tpgt_1"
     addr=$(cat "$T/address")
     sdev="/sys/bus/scsi/devices/$addr:0"
@@ -81,8 +89,11 @@ for i in 1 2; do
     proc=$(cat "/sys/class/scsi_host/host$host/proc_name")
     [ "$proc" = tcm_loopback ] || die "host$host has proc_name '$proc', expected tcm_loopback"
     init=$(cat "$T/nexus")
-    if [ "$i" = 1 ]; then DISK_A=/dev/$blk SG_A=/dev/$sg INIT_A=$init
-    else DISK_B=/dev/$blk SG_B=/dev/$sg INIT_B=$init; fi
+    case $i in
+    1) DISK_A=/dev/$blk SG_A=/dev/$sg INIT_A=$init ;;
+    2) DISK_B=/dev/$blk SG_B=/dev/$sg INIT_B=$init ;;
+    3) DISK_C=/dev/$blk SG_C=/dev/$sg INIT_C=$init ;;
+    esac
 done
 
 cat > "$ENV_FILE" <<ENV
@@ -94,6 +105,7 @@ INIT_A=$INIT_A
 INIT_B=$INIT_B
 LUN_SERIAL=$SERIAL
 ENV
+[ -z "${DISK_C:-}" ] || printf 'DISK_C=%s\nSG_C=%s\nINIT_C=%s\n' "$DISK_C" "$SG_C" "$INIT_C" >> "$ENV_FILE"
 t_end=$(cut -d' ' -f1 /proc/uptime)
 echo "lio-setup: ready in $(awk -v a="$t_end" -v b="$t_start" 'BEGIN { printf "%.1f", a - b }') s:" \
     "A=$DISK_A ($SG_A, $INIT_A) B=$DISK_B ($SG_B, $INIT_B)"

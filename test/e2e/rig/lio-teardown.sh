@@ -34,7 +34,7 @@ done
 # The SCSI disks go away with their LUNs; wait (bounded) so the next setup's scan
 # cannot race with the removal.
 tries=0
-while [ -n "${DISK_A:-}" ] && { [ -e "$DISK_A" ] || [ -e "${DISK_B:-/nonexistent}" ]; }; do
+while [ -n "${DISK_A:-}" ] && { [ -e "$DISK_A" ] || [ -e "${DISK_B:-/nonexistent}" ] || [ -e "${DISK_C:-/nonexistent}" ]; }; do
     tries=$((tries + 1))
     [ "$tries" -le 100 ] || die "$DISK_A / $DISK_B still present 10 s after the LUNs were removed"
     sleep 0.1
