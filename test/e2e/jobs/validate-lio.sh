@@ -76,11 +76,20 @@ jline dbroot path "$DBROOT"
 # 3. SIGKILL in the middle: no chance to clean up.
 $PRH validate -k "$PRH_SOCK" -d "$DISK_A" -d "$DISK_B" --profile wsfc > "$RIG_OUT/validate-killed.txt" 2>&1 &
 vpid=$!
+keys_on_c() { sg_persist -n --in --read-keys "$DISK_C" 2>/dev/null | sed -n 's/^ *\(0x[0-9a-f]*\)$/\1/p' | tr '\n' ' '; }
 polls=0
 KEYS=
-while [ -z "$KEYS" ] && kill -0 "$vpid" 2>/dev/null && [ "$polls" -lt 3000 ]; do
-    KEYS=$(sg_persist -n --in --read-keys "$DISK_C" 2>/dev/null | sed -n 's/^ *\(0x[0-9a-f]*\)$/\1/p' | tr '\n' ' ')
+# A key seen by one READ KEYS may be gone by the kill: the run unregisters within
+# milliseconds. Stopped (SIGSTOP) it cannot; a key still listed then is one the kill
+# leaves. Otherwise it goes on to its next registration.
+while kill -0 "$vpid" 2>/dev/null && [ "$polls" -lt 3000 ]; do
+    KEYS=$(keys_on_c)
     polls=$((polls + 1))
+    [ -n "$KEYS" ] || continue
+    kill -STOP "$vpid" 2>/dev/null || break
+    KEYS=$(keys_on_c)
+    [ -n "$KEYS" ] && break
+    kill -CONT "$vpid" 2>/dev/null || true
 done
 alive=0
 kill -0 "$vpid" 2>/dev/null && alive=1
