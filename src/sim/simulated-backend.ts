@@ -10,7 +10,7 @@ import type { Nexus } from './nexus.js';
 import { PrEngine } from './pr-engine.js';
 import { TARGET_PROFILES } from './target-profile.js';
 import { deleteLunState, loadLunState, saveLunState } from './state-store.js';
-import { parseInitiatorName } from '../scsi/transport-id.js';
+import { parseInitiatorName, type TransportId } from '../scsi/transport-id.js';
 
 /**
  * Which device a descriptor reaches: device nodes by type and st_rdev (any
@@ -88,6 +88,12 @@ export class SimulatedBackend implements Backend {
   /** Opening a LUN reads its state file: concurrent first commands must share one engine. */
   private readonly luns = new Map<string, Promise<Lun>>();
   private readonly routes = new Map<string, Route>();
+  /**
+   * The embedded default's initiator of each connection, keyed by the
+   * connection's peer credentials (one object per connection, fixed at
+   * connect): /proc is read once per connection, not per request.
+   */
+  private readonly processInitiators = new WeakMap<BackendRequest['peer'], TransportId>();
 
   /** Logged once: APTPL asked for where no stateDir is configured. */
   private noStateDirLogged = false;
@@ -133,7 +139,7 @@ export class SimulatedBackend implements Backend {
     const identity = deviceIdentity(st);
     const route = identity === null ? null : (this.routes.get(identity) ?? (this.config || st.isCharacterDevice() ? null : await this.routeOnDemand(identity)));
     if (!route) return { status: ScsiStatus.CHECK_CONDITION, sense: fixedSense(Sense.LOGICAL_UNIT_NOT_SUPPORTED) };
-    const nexus = route.nexus ?? { initiator: parseInitiatorName(processInitiatorName(request.peer.pid)), targetPort: 1 };
+    const nexus = route.nexus ?? { initiator: this.processInitiator(request.peer), targetPort: 1 };
     const { lun } = route;
     const result = lun.engine.execute(nexus, request.cdb, request.params);
     if (result.persistentStateChanged) {
@@ -203,6 +209,15 @@ export class SimulatedBackend implements Backend {
       this.luns.set(name, lun);
     }
     return lun;
+  }
+
+  private processInitiator(peer: BackendRequest['peer']): TransportId {
+    let initiator = this.processInitiators.get(peer);
+    if (!initiator) {
+      initiator = parseInitiatorName(processInitiatorName(peer.pid));
+      this.processInitiators.set(peer, initiator);
+    }
+    return initiator;
   }
 
   private async loadLun(name: string, targetPorts: readonly number[]): Promise<Lun> {
