@@ -95,12 +95,7 @@ async function runStep(execute: Executor, flow: string, step: Step): Promise<Ste
   }
   const judged = step.judge(reply);
   return {
-    flow,
-    id: step.id,
-    node: step.node,
-    title: step.title,
-    command: describeCommand(step.command),
-    expected: step.expected,
+    ...recordOf(flow, step),
     observed: judged.observed,
     verdict: judged.verdict,
     explanation: judged.explanation,
@@ -114,14 +109,14 @@ function withoutReply({ reply: _reply, ...record }: StepRecord & { reply: Reply 
   return record;
 }
 
+/** What a record says about its step before the step runs. */
+function recordOf(flow: string, step: Step): Pick<StepRecord, 'flow' | 'id' | 'node' | 'title' | 'command' | 'expected'> {
+  return { flow, id: step.id, node: step.node, title: step.title, command: describeCommand(step.command), expected: step.expected };
+}
+
 function skippedRecord(flow: string, step: Step, why: string): StepRecord {
   return {
-    flow,
-    id: step.id,
-    node: step.node,
-    title: step.title,
-    command: describeCommand(step.command),
-    expected: step.expected,
+    ...recordOf(flow, step),
     observed: why,
     verdict: 'skip',
     explanation: null,
