@@ -390,7 +390,8 @@ function formatReservation(r: ReadReservation): string {
   return `${head}Reservation follows:\n    Key=${key}\n    ${scopeType}\n`;
 }
 
-function formatCapabilities(c: ReportCapabilities): string {
+/** sg_persist's REPORT CAPABILITIES text (sg_persist.c), for `client` and `pr-helper sg_persist` alike. */
+export function formatCapabilities(c: ReportCapabilities): string {
   const bit = (b: boolean): number => (b ? 1 : 0);
   const lines = [
     'Report capabilities response:',

@@ -14,14 +14,14 @@ import { closeSync, fstatSync, constants as fsConstants, openSync } from 'node:f
 import { constants as osConstants } from 'node:os';
 import { HelperClient } from '../client/client.js';
 import { CDB_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
-import { formatReservationKey, PrInAction, PrOutAction, PrType, prTypeDescription } from '../scsi/pr-codes.js';
+import { formatReservationKey, PrInAction, PrOutAction, prTypeDescription } from '../scsi/pr-codes.js';
 import { PrDataError } from '../scsi/pr-data.js';
 import { decodeReadFullStatus, decodeReadKeys, decodeReadReservation, decodeReportCapabilities, encodePrInCdb } from '../scsi/pr-in.js';
 import { encodeBasicParameters, encodePrOutCdb, encodeRegisterAndMoveParameters } from '../scsi/pr-out.js';
 import { decodeSense } from '../scsi/sense.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
 import { encodeTransportId, parseInitiatorName, type TransportId } from '../scsi/transport-id.js';
-import { connectFailureHint, processOutput, type Output } from './client-command.js';
+import { connectFailureHint, formatCapabilities, processOutput, type Output } from './client-command.js';
 import { sgHexDump } from './sg-hex.js';
 import { DEFAULT_SOCKET } from './options.js';
 
@@ -283,32 +283,7 @@ export function formatPrIn(action: number, data: Uint8Array): string | CategoryI
   if (action === PrInAction.REPORT_CAPABILITIES) {
     const c = decodeReportCapabilities(data);
     if (c.length !== 8) return Category.MALFORMED;
-    const b = (v: boolean): number => (v ? 1 : 0);
-    const lines = [
-      'Report capabilities response:',
-      `  Replace Lost Reservation Capable(RLR_C): ${b(c.rlrC)}`,
-      `  Compatible Reservation Handling(CRH): ${b(c.crh)}`,
-      `  Specify Initiator Ports Capable(SIP_C): ${b(c.sipC)}`,
-      `  All Target Ports Capable(ATP_C): ${b(c.atpC)}`,
-      `  Persist Through Power Loss Capable(PTPL_C): ${b(c.ptplC)}`,
-      `  Type Mask Valid(TMV): ${b(c.tmv)}`,
-      `  Allow Commands: ${c.allowCommands}`,
-      `  Persist Through Power Loss Active(PTPL_A): ${b(c.ptplA)}`,
-    ];
-    if (c.tmv && c.typeMask) {
-      const m = c.typeMask;
-      const row = (type: number, set: boolean): string => `      ${prTypeDescription(type)}: ${b(set)}`;
-      lines.push(
-        '    Support indicated in Type mask:',
-        row(PrType.WRITE_EXCLUSIVE_ALL_REGISTRANTS, m.wrExAr),
-        row(PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY, m.exAcRo),
-        row(PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY, m.wrExRo),
-        row(PrType.EXCLUSIVE_ACCESS, m.exAc),
-        row(PrType.WRITE_EXCLUSIVE, m.wrEx),
-        row(PrType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS, m.exAcAr),
-      );
-    }
-    return lines.join('\n') + '\n';
+    return formatCapabilities(c);
   }
   const scopeType = (scope: number, type: number): string => `${scope === 0 ? 'scope: LU_SCOPE, ' : `scope: ${scope} `} type: ${prTypeDescription(type)}`;
   if (action === PrInAction.READ_KEYS) {
