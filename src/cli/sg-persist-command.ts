@@ -16,7 +16,7 @@ import { HelperClient } from '../client/client.js';
 import { CDB_SIZE, MAX_TRANSFER } from '../protocol/constants.js';
 import { formatReservationKey, PrInAction, PrOutAction, prTypeDescription } from '../scsi/pr-codes.js';
 import { PrDataError } from '../scsi/pr-data.js';
-import { decodeReadFullStatus, decodeReadKeys, decodeReadReservation, decodeReportCapabilities, encodePrInCdb } from '../scsi/pr-in.js';
+import { decodePrInHeader, decodeReadFullStatus, decodeReadKeys, decodeReadReservation, decodeReportCapabilities, encodePrInCdb } from '../scsi/pr-in.js';
 import { encodeBasicParameters, encodePrOutCdb, encodeRegisterAndMoveParameters } from '../scsi/pr-out.js';
 import { decodeSense } from '../scsi/sense.js';
 import { ScsiStatus, SenseKey } from '../scsi/status.js';
@@ -332,8 +332,10 @@ export function formatPrInHex(action: number, data: Uint8Array, hex: number, all
     const length = buffer[1] ?? 0;
     return length === 8 ? { out: dump(0, 8), malformed: false } : { out: dump(0, length), malformed: true };
   }
-  const generation = buffer.length >= 4 ? buffer.readUInt32BE(0) : 0;
-  const additionalLength = buffer.length >= 8 ? buffer.readInt32BE(4) : 0;
+  const header = buffer.length >= 8 ? decodePrInHeader(buffer) : { generation: 0, additionalLength: 0 };
+  const generation = header.generation;
+  // sg_persist keeps ADDITIONAL LENGTH in an int, so a value of 2^31 or more prints negative.
+  const additionalLength = header.additionalLength | 0;
   if (hex > 1) return { out: dump(0, additionalLength + 8, hex === 2), malformed: false };
   // sg_persist prints a length of 0 or less twice, the second time on a line of its own.
   let out = `  PR generation=0x${generation.toString(16)}, `;

@@ -54,14 +54,20 @@ export function decodePrInCdb(cdb: Uint8Array): PrInCdb {
 // ---------------------------------------------------------------------------
 // Common header: PRGENERATION and ADDITIONAL LENGTH
 
-interface Header {
+export interface PrInHeader {
   readonly generation: number;
   readonly additionalLength: number;
 }
 
-function decodeHeader(data: Uint8Array, what: string): Header & { buf: Buffer } {
+function decodeHeader(data: Uint8Array, what: string): PrInHeader & { buf: Buffer } {
   const buf = requireLength(data, HEADER_LENGTH, `${what} data`, `its ${HEADER_LENGTH}-byte header does not fit`);
   return { buf, generation: buf.readUInt32BE(0), additionalLength: buf.readUInt32BE(4) };
+}
+
+/** The header every PR IN reply but REPORT CAPABILITIES starts with (spc4r17 6.13.2-6.13.5). */
+export function decodePrInHeader(data: Uint8Array): PrInHeader {
+  const { generation, additionalLength } = decodeHeader(data, 'PR IN');
+  return { generation, additionalLength };
 }
 
 function withHeader(generation: number, body: Buffer): Buffer {

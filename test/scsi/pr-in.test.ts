@@ -8,6 +8,7 @@ import { prTypeDescription } from '../../src/scsi/pr-codes.js';
 import { PrDataError } from '../../src/scsi/pr-data.js';
 import {
   decodePrInCdb,
+  decodePrInHeader,
   decodeReadFullStatus,
   decodeReadKeys,
   decodeReadReservation,
@@ -20,6 +21,16 @@ import {
 } from '../../src/scsi/pr-in.js';
 import { initiatorName, parseInitiatorName } from '../../src/scsi/transport-id.js';
 import { CDB, DATA, fullStatusData, fullStatusDescriptor, hex as bytes, IN, iscsiTid, NODE_A_TID } from '../fixtures/scsi-bytes.js';
+
+describe('the PR IN header', () => {
+  it('reads PRGENERATION and ADDITIONAL LENGTH unsigned, whatever follows', () => {
+    expect(decodePrInHeader(bytes('80000001 fffffff8 00'))).toEqual({ generation: 0x80000001, additionalLength: 0xfffffff8 });
+  });
+
+  it('refuses data shorter than the header', () => {
+    expect(() => decodePrInHeader(bytes('00000001 000000'))).toThrow(PrDataError);
+  });
+});
 
 describe('READ KEYS (§5.2)', () => {
   // PRGENERATION 3, ADDITIONAL LENGTH 16, keys 0xaaaa and 0x1122334455667788.
