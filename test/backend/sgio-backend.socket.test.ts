@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostStatusName } from '../../src/backend/sgio-result.js';
 import { HelperClient, type Reply } from '../../src/client/client.js';
 import { PrInAction, PrOutAction } from '../../src/scsi/pr-codes.js';
-import { basicParams, prInCdb, prOutCdb, WE_RO } from '../fixtures/scsi-bytes.js';
+import { basicParams, BUSY, CHECK_CONDITION, FIXED_SENSE, GOOD, hex, prInCdb, prOutCdb, RESERVATION_CONFLICT, sense96, TASK_SET_FULL, WE_RO } from '../fixtures/scsi-bytes.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv, type FakeResponse } from '../helpers/fake-target.js';
 import { settledFdCount } from '../helpers/fds.js';
@@ -20,42 +20,10 @@ import { waitFor } from '../helpers/wait.js';
 // ---------------------------------------------------------------------------
 // Expected bytes, written out from the spec
 
-const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-
-/** 96 sense bytes: the given ones, then zeros (1.5: bytes beyond what was written are zero). */
-function sense96(bytes: string): Buffer {
-  const out = Buffer.alloc(96);
-  hex(bytes).copy(out);
-  return out;
-}
-
 const NO_SENSE = Buffer.alloc(96);
 
-/**
- * Table 2.4c, plus the rows of 2.4a/2.4b in its general form
- * (byte0 0x70, byte2 key, byte7 0x0A, byte12 ASC, byte13 ASCQ).
- */
-const SENSE = {
-  IO_PROCESS_TERMINATED /*    0B/00/06 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 00 06 00 00 00 00'),
-  INVALID_OPCODE /*           05/20/00 */: sense96('70 00 05 00 00 00 00 0a 00 00 00 00 20 00 00 00 00 00'),
-  INVALID_FIELD_IN_CDB /*     05/24/00 */: sense96('70 00 05 00 00 00 00 0a 00 00 00 00 24 00 00 00 00 00'),
-  LUN_COMM_FAILURE /*         0B/08/00 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 08 00 00 00 00 00'),
-  LUN_NOT_RESPONDING /*       0B/05/00 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 05 00 00 00 00 00'),
-  COMMAND_TIMEOUT /*          0B/2E/02 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 2e 02 00 00 00 00'),
-  COMMANDS_CLEARED /*         0B/2F/02 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 2f 02 00 00 00 00'),
-  I_T_NEXUS_LOSS /*           0B/29/07 */: sense96('70 00 0b 00 00 00 00 0a 00 00 00 00 29 07 00 00 00 00'),
-  INTERNAL_TARGET_FAILURE /*  04/44/00 */: sense96('70 00 04 00 00 00 00 0a 00 00 00 00 44 00 00 00 00 00'),
-  UNRECOVERED_READ_ERROR /*   03/11/00 */: sense96('70 00 03 00 00 00 00 0a 00 00 00 00 11 00 00 00 00 00'),
-  MEDIUM_NOT_PRESENT /*       02/3A/00 */: sense96('70 00 02 00 00 00 00 0a 00 00 00 00 3a 00 00 00 00 00'),
-  SPACE_ALLOC_FAILED_WP /*    07/27/07 */: sense96('70 00 07 00 00 00 00 0a 00 00 00 00 27 07 00 00 00 00'),
-  POWER_ON_RESET /*           06/29/00 */: sense96('70 00 06 00 00 00 00 0a 00 00 00 00 29 00 00 00 00 00'),
-} as const;
-
-const GOOD = 0x00;
-const CHECK_CONDITION = 0x02;
-const BUSY = 0x08;
-const RESERVATION_CONFLICT = 0x18;
-const TASK_SET_FULL = 0x28;
+/** Table 2.4c, plus the rows of 2.4a/2.4b in its general form, as 96-byte sense buffers. */
+const SENSE = Object.fromEntries(Object.entries(FIXED_SENSE).map(([name, bytes]) => [name, sense96(bytes)])) as { [K in keyof typeof FIXED_SENSE]: Buffer };
 
 interface Expected {
   status: number;

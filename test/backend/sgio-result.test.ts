@@ -1,36 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { mapErrno, mapSgioOutcome, type SgioOutcome } from '../../src/backend/sgio-result.js';
+import { BUSY, CHECK_CONDITION, FIXED_SENSE, GOOD, RESERVATION_CONFLICT, sense96, TASK_SET_FULL } from '../fixtures/scsi-bytes.js';
 
-// Expected sense bytes are spelled out by hand from pr-helper-protocol.md 2.4c
-// (general form: 70 00 KEY 00 00 00 00 0a 00 00 00 00 ASC ASCQ 00 00 00 00),
-// never produced by the code under test.
-const EXPECTED_SENSE = {
-  IO_PROCESS_TERMINATED: '70 00 0b 00 00 00 00 0a 00 00 00 00 00 06 00 00 00 00',
-  INVALID_FIELD_IN_CDB: '70 00 05 00 00 00 00 0a 00 00 00 00 24 00 00 00 00 00',
-  LUN_COMM_FAILURE: '70 00 0b 00 00 00 00 0a 00 00 00 00 08 00 00 00 00 00',
-  LUN_NOT_RESPONDING: '70 00 0b 00 00 00 00 0a 00 00 00 00 05 00 00 00 00 00',
-  COMMAND_TIMEOUT: '70 00 0b 00 00 00 00 0a 00 00 00 00 2e 02 00 00 00 00',
-  COMMANDS_CLEARED: '70 00 0b 00 00 00 00 0a 00 00 00 00 2f 02 00 00 00 00',
-  I_T_NEXUS_LOSS: '70 00 0b 00 00 00 00 0a 00 00 00 00 29 07 00 00 00 00',
-  INTERNAL_TARGET_FAILURE: '70 00 04 00 00 00 00 0a 00 00 00 00 44 00 00 00 00 00',
-  UNRECOVERED_READ_ERROR: '70 00 03 00 00 00 00 0a 00 00 00 00 11 00 00 00 00 00',
-  MEDIUM_NOT_PRESENT: '70 00 02 00 00 00 00 0a 00 00 00 00 3a 00 00 00 00 00',
-  SPACE_ALLOC_FAILED: '70 00 07 00 00 00 00 0a 00 00 00 00 27 07 00 00 00 00',
-  POWER_ON_RESET: '70 00 06 00 00 00 00 0a 00 00 00 00 29 00 00 00 00 00',
-} as const;
-
-const GOOD = 0x00;
-const CHECK_CONDITION = 0x02;
-const BUSY = 0x08;
-const RESERVATION_CONFLICT = 0x18;
-const TASK_SET_FULL = 0x28;
-
-/** Hex string (spaces allowed) -> 96-byte buffer, zero-padded. */
-function sense96(hex = ''): Buffer {
-  const out = Buffer.alloc(96);
-  Buffer.from(hex.replace(/\s+/g, ''), 'hex').copy(out);
-  return out;
-}
+// Expected sense bytes (FIXED_SENSE) are spelled out by hand in the test fixtures
+// from pr-helper-protocol.md 2.4c, never produced by the code under test.
 
 function outcome(over: Partial<SgioOutcome> = {}): SgioOutcome {
   return { errno: 0, status: 0, hostStatus: 0, driverStatus: 0, resid: 0, sense: Buffer.alloc(96), ...over };
@@ -40,20 +13,20 @@ describe('errno table (2.4a)', () => {
   // [name, errno, expected status, expected sense or '' for all zeros]
   const rows: Array<[string, number, number, string]> = [
     ['EDOM', 33, TASK_SET_FULL, ''],
-    ['ENODEV (7.2: default row)', 19, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['EREMOTEIO', 121, CHECK_CONDITION, EXPECTED_SENSE.INTERNAL_TARGET_FAILURE],
+    ['ENODEV (7.2: default row)', 19, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['EREMOTEIO', 121, CHECK_CONDITION, FIXED_SENSE.INTERNAL_TARGET_FAILURE],
     ['EBADE', 52, RESERVATION_CONFLICT, ''],
-    ['ENODATA', 61, CHECK_CONDITION, EXPECTED_SENSE.UNRECOVERED_READ_ERROR],
-    ['ENOMEDIUM', 123, CHECK_CONDITION, EXPECTED_SENSE.MEDIUM_NOT_PRESENT],
-    ['ENOMEM', 12, CHECK_CONDITION, EXPECTED_SENSE.INTERNAL_TARGET_FAILURE],
-    ['EINVAL', 22, CHECK_CONDITION, EXPECTED_SENSE.INVALID_FIELD_IN_CDB],
-    ['ENOSPC', 28, CHECK_CONDITION, EXPECTED_SENSE.SPACE_ALLOC_FAILED],
-    ['ENOTTY', 25, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['EBADF', 9, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['EPERM', 1, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['ENOSYS', 38, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['EBADFD', 77, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
-    ['EIO', 5, CHECK_CONDITION, EXPECTED_SENSE.IO_PROCESS_TERMINATED],
+    ['ENODATA', 61, CHECK_CONDITION, FIXED_SENSE.UNRECOVERED_READ_ERROR],
+    ['ENOMEDIUM', 123, CHECK_CONDITION, FIXED_SENSE.MEDIUM_NOT_PRESENT],
+    ['ENOMEM', 12, CHECK_CONDITION, FIXED_SENSE.INTERNAL_TARGET_FAILURE],
+    ['EINVAL', 22, CHECK_CONDITION, FIXED_SENSE.INVALID_FIELD_IN_CDB],
+    ['ENOSPC', 28, CHECK_CONDITION, FIXED_SENSE.SPACE_ALLOC_FAILED_WP],
+    ['ENOTTY', 25, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['EBADF', 9, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['EPERM', 1, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['ENOSYS', 38, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['EBADFD', 77, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
+    ['EIO', 5, CHECK_CONDITION, FIXED_SENSE.IO_PROCESS_TERMINATED],
   ];
 
   for (const [name, errno, status, sense] of rows) {
@@ -77,23 +50,23 @@ describe('errno table (2.4a)', () => {
   it('mapErrno(0) does not claim success', () => {
     const r = mapErrno(0);
     expect(r.status).toBe(CHECK_CONDITION);
-    expect(r.sense.equals(sense96(EXPECTED_SENSE.IO_PROCESS_TERMINATED))).toBe(true);
+    expect(r.sense.equals(sense96(FIXED_SENSE.IO_PROCESS_TERMINATED))).toBe(true);
   });
 });
 
 describe('host_status table (2.4b)', () => {
   const rows: Array<[string, number, number, string]> = [
-    ['NO_CONNECT', 0x01, CHECK_CONDITION, EXPECTED_SENSE.LUN_NOT_RESPONDING],
+    ['NO_CONNECT', 0x01, CHECK_CONDITION, FIXED_SENSE.LUN_NOT_RESPONDING],
     ['BUS_BUSY', 0x02, BUSY, ''],
-    ['TIME_OUT', 0x03, CHECK_CONDITION, EXPECTED_SENSE.COMMAND_TIMEOUT],
-    ['BAD_TARGET', 0x04, CHECK_CONDITION, EXPECTED_SENSE.LUN_COMM_FAILURE],
-    ['ABORT', 0x05, CHECK_CONDITION, EXPECTED_SENSE.COMMANDS_CLEARED],
-    ['RESET', 0x08, CHECK_CONDITION, EXPECTED_SENSE.POWER_ON_RESET],
-    ['TRANSPORT_DISRUPTED', 0x0e, CHECK_CONDITION, EXPECTED_SENSE.I_T_NEXUS_LOSS],
-    ['TARGET_FAILURE', 0x10, CHECK_CONDITION, EXPECTED_SENSE.INTERNAL_TARGET_FAILURE],
+    ['TIME_OUT', 0x03, CHECK_CONDITION, FIXED_SENSE.COMMAND_TIMEOUT],
+    ['BAD_TARGET', 0x04, CHECK_CONDITION, FIXED_SENSE.LUN_COMM_FAILURE],
+    ['ABORT', 0x05, CHECK_CONDITION, FIXED_SENSE.COMMANDS_CLEARED],
+    ['RESET', 0x08, CHECK_CONDITION, FIXED_SENSE.POWER_ON_RESET],
+    ['TRANSPORT_DISRUPTED', 0x0e, CHECK_CONDITION, FIXED_SENSE.I_T_NEXUS_LOSS],
+    ['TARGET_FAILURE', 0x10, CHECK_CONDITION, FIXED_SENSE.INTERNAL_TARGET_FAILURE],
     ['NEXUS_FAILURE', 0x11, RESERVATION_CONFLICT, ''],
-    ['ALLOC_FAILURE', 0x12, CHECK_CONDITION, EXPECTED_SENSE.SPACE_ALLOC_FAILED],
-    ['MEDIUM_ERROR', 0x13, CHECK_CONDITION, EXPECTED_SENSE.UNRECOVERED_READ_ERROR],
+    ['ALLOC_FAILURE', 0x12, CHECK_CONDITION, FIXED_SENSE.SPACE_ALLOC_FAILED_WP],
+    ['MEDIUM_ERROR', 0x13, CHECK_CONDITION, FIXED_SENSE.UNRECOVERED_READ_ERROR],
   ];
 
   for (const [name, host, status, sense] of rows) {
@@ -111,7 +84,7 @@ describe('host_status table (2.4b)', () => {
     it(`unknown host_status 0x${host.toString(16)} -> CHECK CONDITION 0B/00/06, flagged`, () => {
       const r = mapSgioOutcome(outcome({ hostStatus: host, status: GOOD, resid: 0 }), 8192);
       expect(r.status).toBe(CHECK_CONDITION);
-      expect(r.sense.equals(sense96(EXPECTED_SENSE.IO_PROCESS_TERMINATED))).toBe(true);
+      expect(r.sense.equals(sense96(FIXED_SENSE.IO_PROCESS_TERMINATED))).toBe(true);
       expect(r.transferred).toBe(0);
       expect(r.unknownHostStatus).toBe(host);
     });
@@ -211,7 +184,7 @@ describe('order of precedence', () => {
       8192,
     );
     expect(r.status).toBe(CHECK_CONDITION);
-    expect(r.sense.equals(sense96(EXPECTED_SENSE.INVALID_FIELD_IN_CDB))).toBe(true);
+    expect(r.sense.equals(sense96(FIXED_SENSE.INVALID_FIELD_IN_CDB))).toBe(true);
   });
 
   it('host beats driver and device', () => {
@@ -245,7 +218,7 @@ describe('sense bytes the kernel wrote on error paths (byte compatibility with 7
   it('host_status with CHECK CONDITION: first 18 bytes replaced, the rest kept', () => {
     const r = mapSgioOutcome(outcome({ hostStatus: 0x13, sense: kernel }), 8192);
     const expected = Buffer.from(kernel);
-    sense96(EXPECTED_SENSE.UNRECOVERED_READ_ERROR).copy(expected, 0, 0, 18);
+    sense96(FIXED_SENSE.UNRECOVERED_READ_ERROR).copy(expected, 0, 0, 18);
     expect(r.sense.equals(expected)).toBe(true);
     expect(r.sense[32]).toBe(0x5a);
   });

@@ -11,27 +11,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { permissionHint, socketWriteAccess } from '../../src/cli/check-command.js';
 import * as native from '../../src/native/binding.js';
-import { DAEMON_ENTRY, requireTool, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, requireTool, runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/wait.js';
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], prefix: string[] = []): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const [command, ...rest] = [...prefix, process.execPath, DAEMON_ENTRY, ...args];
-    const proc = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('error', reject);
-    proc.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const NOBODY = 65534;
 const asNobody = ['/usr/bin/setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];

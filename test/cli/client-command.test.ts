@@ -2,30 +2,11 @@
  * `pr-helper client` end to end: the compiled CLI against a daemon serving a
  * simulated LUN reached by two initiators through two image files.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [DAEMON_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('error', reject);
-    proc.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 
 const NODE_A = 'iqn.2008-11.org.linux-kvm:node-a';
 const NODE_B = 'iqn.2008-11.org.linux-kvm:node-b';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, QEMU_PR_HELPER, requireRoot, requireTool } from '../helpers/daemon.js';
+import { DAEMON_ENTRY, QEMU_PR_HELPER } from '../helpers/daemon.js';
 import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
+import { rigTierReady, runRigScript, type RigRun } from '../helpers/rig.js';
 
 /*
  * The end-to-end tiers 1, 1b and 2 (test/e2e/run-all.sh) with our daemon as the helper:
@@ -13,13 +13,10 @@ import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
 const RUN_ALL = join(REPO_ROOT, 'test/e2e/run-all.sh');
 const TIMEOUT_MS = 6 * 60_000;
 
-const ready =
-  requireRoot('the e2e tiers', 'the rig VM mounts / with 9p security_model=passthrough') &&
-  requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
-  requireTool(QEMU_PR_HELPER, 'qemu-system-common') &&
-  requireTool(kernelImage(), 'linux-image-amd64') &&
-  requireTool('/bin/busybox', 'busybox-static') &&
-  requireTool('/usr/bin/sg_persist', 'sg3-utils');
+const ready = rigTierReady('the e2e tiers', [
+  [QEMU_PR_HELPER, 'qemu-system-common'],
+  ['/usr/bin/sg_persist', 'sg3-utils'],
+]);
 
 interface RunAll extends RigRun {
   /** Tier name -> PASS/FAIL, from run-all.sh's summary lines. */

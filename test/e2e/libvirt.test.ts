@@ -1,8 +1,5 @@
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, requireTool } from '../helpers/daemon.js';
-import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
+import { checkLines, expectAllPass, rigTierReady, runRigTier, type RigRun } from '../helpers/rig.js';
 
 /*
  * The real-libvirt tier (test/e2e/run-libvirt.sh): Debian's libvirtd in the rig VM with
@@ -12,33 +9,23 @@ import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
  * npm test: `npm run test:e2e:libvirt` (vitest.libvirt.config.ts), which .ci/run runs.
  * Missing tools skip loudly here, but fail under CI.
  */
-const RUN = join(REPO_ROOT, 'test/e2e/run-libvirt.sh');
 const TIMEOUT_MS = 16 * 60_000;
 
-const ready =
-  requireRoot('the real-libvirt tier', 'the rig VM mounts / with 9p security_model=passthrough') &&
-  requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
-  requireTool(kernelImage(), 'linux-image-amd64') &&
-  requireTool('/bin/busybox', 'busybox-static') &&
-  requireTool('/usr/bin/sg_persist', 'sg3-utils') &&
-  requireTool('/usr/sbin/libvirtd', 'libvirt-daemon-system') &&
-  requireTool('/usr/bin/virsh', 'libvirt-clients') &&
-  requireTool('/usr/bin/dpkg-gencontrol', 'dpkg-dev');
+const ready = rigTierReady('the real-libvirt tier', [
+  ['/usr/bin/sg_persist', 'sg3-utils'],
+  ['/usr/sbin/libvirtd', 'libvirt-daemon-system'],
+  ['/usr/bin/virsh', 'libvirt-clients'],
+  ['/usr/bin/dpkg-gencontrol', 'dpkg-dev'],
+]);
 
 describe.skipIf(!ready)('end to end: libvirt 9.0 starts our packaged helper for a guest with managed reservations (run-libvirt.sh)', () => {
   let result: RigRun;
 
   beforeAll(async () => {
-    result = await runRigScript(RUN, {}, TIMEOUT_MS, REPO_ROOT);
-    if (result.code !== 0) console.log(result.output);
-    else console.log(result.output.split('\n').filter((l) => /checks passed|^PASS|caches/.test(l)).join('\n'));
+    result = await runRigTier('test/e2e/run-libvirt.sh', {}, TIMEOUT_MS);
   }, TIMEOUT_MS);
 
-  const allPass = (pattern: RegExp, atLeast: number): void => {
-    const lines = result.output.split('\n').filter((l) => /^(ok  |FAIL) /.test(l) && pattern.test(l));
-    expect(lines.length).toBeGreaterThanOrEqual(atLeast);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
-  };
+  const allPass = (pattern: RegExp, atLeast: number): void => expectAllPass(checkLines(result.output, (l) => pattern.test(l)), atLeast);
 
   it('libvirt starts the helper on its -k socket, QEMU connects, libvirt\'s pidfile lock stays held', () => {
     allPass(/libvirtd|virsh create l2a|started a pr-helper|-k path|query-pr-managers|pidfile/, 6);

@@ -1,8 +1,6 @@
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DAEMON_ENTRY, requireRoot, requireTool } from '../helpers/daemon.js';
-import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
+import { DAEMON_ENTRY } from '../helpers/daemon.js';
+import { checkLines, expectAllPass, rigTierReady, runRigTier, type RigRun } from '../helpers/rig.js';
 
 /*
  * The dm-multipath tier (test/e2e/run-multipath.sh) with our daemon: in the rig VM, one
@@ -13,21 +11,17 @@ import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
  * 2-core machine. Needs root (9p passthrough), QEMU, a Debian kernel, busybox,
  * sg3-utils and dmsetup: missing ones skip loudly here, but fail under CI.
  */
-const RUN = join(REPO_ROOT, 'test/e2e/run-multipath.sh');
 const TIMEOUT_MS = 5 * 60_000;
 
-const ready =
-  requireRoot('the multipath tier', 'the rig VM mounts / with 9p security_model=passthrough') &&
-  requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
-  requireTool(kernelImage(), 'linux-image-amd64') &&
-  requireTool('/bin/busybox', 'busybox-static') &&
-  requireTool('/usr/bin/sg_turs', 'sg3-utils') &&
-  requireTool('/usr/sbin/dmsetup', 'dmsetup');
+const ready = rigTierReady('the multipath tier', [
+  ['/usr/bin/sg_turs', 'sg3-utils'],
+  ['/usr/sbin/dmsetup', 'dmsetup'],
+]);
 
 function runTier(): Promise<RigRun> {
   // Our daemon; npm test has compiled everything, and another e2e file may be
   // compiling at the same time, so the tier does not run tsc itself.
-  return runRigScript(RUN, { HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}`, RIG_SKIP_TSC: '1' }, TIMEOUT_MS, REPO_ROOT);
+  return runRigTier('test/e2e/run-multipath.sh', { HELPER_CMD: `${process.execPath} ${DAEMON_ENTRY}`, RIG_SKIP_TSC: '1' }, TIMEOUT_MS);
 }
 
 describe.skipIf(!ready)('end to end: dm-multipath map over two LIO paths, a second node, our daemon (run-multipath.sh)', () => {
@@ -35,36 +29,29 @@ describe.skipIf(!ready)('end to end: dm-multipath map over two LIO paths, a seco
 
   beforeAll(async () => {
     result = await runTier();
-    if (result.code !== 0) console.log(result.output);
-    else console.log(result.output.split('\n').filter((l) => /checks passed|^PASS|caches/.test(l)).join('\n'));
   }, TIMEOUT_MS);
 
-  const checks = (prefix: string): string[] =>
-    result.output.split('\n').filter((l) => /^(ok  |FAIL) /.test(l) && l.slice(5).startsWith(prefix));
+  const checks = (prefix: string): string[] => checkLines(result.output, (l) => l.startsWith(prefix));
 
   it('REGISTER through the map registers both of its nexuses (READ FULL STATUS from node B)', () => {
     const lines = checks('a-register:').concat(checks('b-register:'));
-    expect(lines.length).toBeGreaterThan(0);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expectAllPass(lines, 1);
   });
 
   it('reserve, preempt and register-and-move through the map, both ways between the nodes', () => {
     const lines = ['a-reserve:', 'b-reserve-conflict:', 'b-preempt:', 'a-read-keys-ua:', 'a-register-again:', 'a-preempt:', 'a-register-and-move:'].flatMap(checks);
-    expect(lines.length).toBeGreaterThanOrEqual(7);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expectAllPass(lines, 7);
   });
 
   it('with one path offline or its transport down, PR IN and PR OUT succeed through the other', () => {
     const lines = ['a-read-keys-path-offline', 'a-reserve-holder-offline', 'a-release-holder-offline', 'a-register-key-change',
       'a-read-keys-transport-down', 'a-release-transport-down', 'a-reserve-transport-down', 'a-register-after-transport'].flatMap(checks);
-    expect(lines.length).toBeGreaterThanOrEqual(8);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expectAllPass(lines, 8);
   });
 
   it('a failing path blocks no other client and never stops the daemon; no access to the paths is a clean CHECK CONDITION', () => {
     const lines = ['b-read-keys-transport-down', 'helper still running', 'unprivileged'].flatMap(checks);
-    expect(lines.length).toBeGreaterThanOrEqual(8);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
+    expectAllPass(lines, 8);
   });
 
   it('run-multipath.sh passes', () => {

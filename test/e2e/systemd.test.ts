@@ -1,8 +1,5 @@
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireRoot, requireTool } from '../helpers/daemon.js';
-import { REPO_ROOT } from '../helpers/repo-root.js';
-import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
+import { checkLines, expectAllPass, rigTierReady, runRigTier, type RigRun } from '../helpers/rig.js';
 
 /*
  * The real-systemd tier (test/e2e/run-systemd.sh): the rig VM boots with systemd as PID 1,
@@ -11,34 +8,23 @@ import { kernelImage, runRigScript, type RigRun } from '../helpers/rig.js';
  * PR commands on an LIO LUN, a clean systemctl stop, the journal. About 1.5-2 minutes on
  * the project's 2-core machine. Missing tools skip loudly here, but fail under CI.
  */
-const RUN = join(REPO_ROOT, 'test/e2e/run-systemd.sh');
 const TIMEOUT_MS = 5 * 60_000;
 
-const ready =
-  requireRoot('the real-systemd tier', 'the rig VM mounts / with 9p security_model=passthrough') &&
-  requireTool('/usr/bin/qemu-system-x86_64', 'qemu-system-x86') &&
-  requireTool(kernelImage(), 'linux-image-amd64') &&
-  requireTool('/bin/busybox', 'busybox-static') &&
-  requireTool('/usr/bin/sg_persist', 'sg3-utils') &&
-  requireTool('/lib/systemd/systemd', 'systemd') &&
-  requireTool('/usr/bin/dpkg-gencontrol', 'dpkg-dev');
+const ready = rigTierReady('the real-systemd tier', [
+  ['/usr/bin/sg_persist', 'sg3-utils'],
+  ['/lib/systemd/systemd', 'systemd'],
+  ['/usr/bin/dpkg-gencontrol', 'dpkg-dev'],
+]);
 
 describe.skipIf(!ready)('end to end: the Debian package under a real systemd, real QEMU, LIO (run-systemd.sh)', () => {
   let result: RigRun;
 
   beforeAll(async () => {
     // npm test has compiled everything; another e2e file may be compiling at the same time.
-    result = await runRigScript(RUN, { RIG_SKIP_TSC: '1' }, TIMEOUT_MS, REPO_ROOT);
-    if (result.code !== 0) console.log(result.output);
-    else console.log(result.output.split('\n').filter((l) => /checks passed|^PASS|caches/.test(l)).join('\n'));
+    result = await runRigTier('test/e2e/run-systemd.sh', { RIG_SKIP_TSC: '1' }, TIMEOUT_MS);
   }, TIMEOUT_MS);
 
-  const checks = (pattern: RegExp): string[] => result.output.split('\n').filter((l) => /^(ok  |FAIL) /.test(l) && pattern.test(l));
-  const allPass = (pattern: RegExp, atLeast: number): void => {
-    const lines = checks(pattern);
-    expect(lines.length).toBeGreaterThanOrEqual(atLeast);
-    expect(lines.filter((l) => l.startsWith('FAIL'))).toEqual([]);
-  };
+  const allPass = (pattern: RegExp, atLeast: number): void => expectAllPass(checkLines(result.output, (l) => pattern.test(l)), atLeast);
 
   it('dpkg installs the package and its postinst enables and starts pr-helper.socket under systemd as PID 1', () => {
     allPass(/PID 1 is systemd|dpkg -i|postinst/, 4);

@@ -142,3 +142,23 @@ export function requireRoot(what: string, why: string): boolean {
   console.warn(`SKIPPING: ${message}`);
   return false;
 }
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (`pr-helper ARGS`) to its end, behind `prefix` when given (e.g. setpriv's arguments). */
+export function runCli(args: readonly string[], prefix: readonly string[] = []): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const [command, ...rest] = [...prefix, process.execPath, DAEMON_ENTRY, ...args];
+    const proc = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.on('error', reject);
+    proc.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -2,10 +2,9 @@
 // reached LIO through virtio-scsi, QEMU's scsi-block, pr-manager-helper and the helper
 // under test, and the other nexus sees the result.
 // Usage: node dist/test/e2e/tools/check-guest.js RESULTS.jsonl
-import { Checker, readResults } from './results.js';
+import { Checker, runChecks } from './results.js';
 
-function main(path: string): boolean {
-  const c = new Checker(readResults(path));
+function main(c: Checker): void {
   c.equal('lio-setup: initiator A', c.line('lio-setup').init_a, 'naa.50014050000000a1');
   c.equal('sg_persist REGISTER 0xbbbb via B (L1): exit', c.line('sgp-register-b').rc, 0);
   c.equal('helper started', c.line('helper-start').ok, 1);
@@ -39,12 +38,6 @@ function main(path: string): boolean {
     // The guest's five sg_persist PR commands, and nothing else, went through our daemon.
     c.equal('our daemon served the guest\'s PR commands (requests logged)', c.line('helper-log').requests, 5);
   }
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-guest.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-guest.js', main);

@@ -3,16 +3,14 @@
 // sg_persist goes through QEMU and that helper to LIO, hot-unplug and destroy stop the
 // helpers, and what libvirt does when the helper dies under a running guest.
 // Usage: node dist/test/e2e/tools/check-libvirt.js RESULTS.jsonl
-import { Checker, readResults, type ResultLine } from './results.js';
+import { Checker, type ResultLine, runChecks } from './results.js';
 
 /** CAP_SYS_RAWIO is capability 17 (linux/capability.h). */
 const CAP_SYS_RAWIO = 1n << 17n;
 const CAP_SETS = ['inh', 'prm', 'eff', 'bnd', 'amb'] as const;
 const MARKER = '0x5eed';
 
-function main(path: string): boolean {
-  const results = readResults(path);
-  const c = new Checker(results);
+function main(c: Checker, results: ResultLine[]): void {
   c.equal('sg_persist REGISTER 0xbbbb via B: exit', c.line('sgp-register-b').rc, 0);
   c.equal('dpkg -i of the package: exit', c.line('dpkg-install').rc, 0);
   const daemon = c.line('libvirtd-up');
@@ -67,7 +65,6 @@ function main(path: string): boolean {
   const status = String(c.line('sgp-read-full-status-b').text ?? '');
   const holder = status.split('|').join(' ').split(/(?=Key=)/).find((b) => b.startsWith('Key=0xc0ffee')) ?? '';
   c.check("other node: the guest's key holds Exclusive Access via nexus A", /Reservation holder/.test(holder) && /Exclusive Access/.test(holder) && /50014050000000a1/.test(holder), holder);
-  return c.summary();
 }
 
 /**
@@ -90,9 +87,4 @@ function checkAfterKill(c: Checker, results: ResultLine[], helperA: number): voi
   c.check('the domain kept running', /running/.test(String(after.domstate)), after.domstate);
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-libvirt.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-libvirt.js', main);

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { LIO_FIXTURE } from './lio-divergences.js';
 import { prSequence, type RecordedReply, type Recording } from './pr-sequence.js';
-import { Checker, readResults, senseTriple } from './results.js';
+import { Checker, type ResultLine, runChecks, senseTriple } from './results.js';
 
 function loadRecording(path: string): Recording | undefined {
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Recording) : undefined;
@@ -73,8 +73,7 @@ function trimSense(hex: string): string {
   return hex.replace(/(00)+$/, '') || '-';
 }
 
-function main(path: string): boolean {
-  const c = new Checker(readResults(path));
+function main(c: Checker, _results: ResultLine[], path: string): void {
   const dir = dirname(path);
   const steps = prSequence();
   const runs: Record<string, Recording | undefined> = {};
@@ -127,12 +126,6 @@ function main(path: string): boolean {
         : `note LIO replies differ from ${LIO_FIXTURE} in: ${changed.map((s) => s.name).join(', ')}`,
     );
   }
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-pr-differential.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-pr-differential.js', main);

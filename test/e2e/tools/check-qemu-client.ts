@@ -3,11 +3,10 @@
 // ran and passed, so a driver that died half-way cannot look like a pass.
 // Usage: node dist/test/e2e/tools/check-qemu-client.js RESULTS.jsonl
 import { QEMU_SCENARIO_STEPS } from './qemu-scenario-steps.js';
-import { Checker, readResults, senseTriple } from './results.js';
+import { Checker, runChecks, senseTriple } from './results.js';
 
 
-function main(path: string): boolean {
-  const c = new Checker(readResults(path));
+function main(c: Checker): void {
   c.equal('lio-setup: initiator A', c.line('lio-setup').init_a, 'naa.50014050000000a1');
   c.equal('sg_persist REGISTER 0xbbbb via B: exit', c.line('sgp-register-b').rc, 0);
   c.equal('helper started', c.line('helper-start').ok, 1);
@@ -21,12 +20,6 @@ function main(path: string): boolean {
   const conflict = c.line('conflict-reaches-guest').reserve as { status?: number } | undefined;
   c.equal('guest RESERVE while B holds: status RESERVATION CONFLICT', conflict?.status, 0x18);
   c.equal('driver exit status', c.line('driver-exit').rc, 0);
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-qemu-client.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-qemu-client.js', main);

@@ -1,13 +1,12 @@
 // Host-side assertions on the results of jobs/smoke-real-helper.sh.
 // Usage: node dist/test/e2e/tools/check-smoke.js RESULTS.jsonl  (exit 0 = all passed)
-import { Checker, decodeReadKeys, decodeReadReservation, readResults, senseTriple } from './results.js';
+import { Checker, decodeReadKeys, decodeReadReservation, runChecks, senseTriple } from './results.js';
 
 const GOOD = 0x00;
 const CHECK_CONDITION = 0x02;
 const RESERVATION_CONFLICT = 0x18;
 
-function main(path: string): boolean {
-  const c = new Checker(readResults(path));
+function main(c: Checker): void {
 
   const lio = c.line('lio-setup');
   c.check('lio-setup: two distinct disks', typeof lio.disk_a === 'string' && lio.disk_a !== lio.disk_b, lio);
@@ -56,12 +55,6 @@ function main(path: string): boolean {
   c.equal('prh-release-a: result', c.line('prh-release-a').result, GOOD);
   c.equal('sg_persist READ RESERVATION after release: no holder', c.line('sgp-read-reservation-after-release').key, '');
   c.equal('helper stopped', c.line('helper-stop').ok, 1);
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-smoke.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-smoke.js', main);

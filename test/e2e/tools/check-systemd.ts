@@ -3,16 +3,14 @@
 // a real QEMU, serving PR commands on LIO with CAP_SYS_RAWIO alone, stopped cleanly.
 // Usage: node dist/test/e2e/tools/check-systemd.js RESULTS.jsonl
 import { HELPER_RESTART_STEPS, QEMU_SCENARIO_STEPS } from './qemu-scenario-steps.js';
-import { Checker, readResults } from './results.js';
+import { Checker, type ResultLine, runChecks } from './results.js';
 
 /** CAP_SYS_RAWIO is capability 17 (linux/capability.h): the one bit the service may hold. */
 const CAP_SYS_RAWIO = 1n << 17n;
 const CAP_SETS = ['inh', 'prm', 'eff', 'bnd', 'amb'] as const;
 
 
-function main(path: string): boolean {
-  const results = readResults(path);
-  const c = new Checker(results);
+function main(c: Checker, results: ResultLine[]): void {
   c.equal('PID 1 is systemd', c.line('pid1').comm, 'systemd');
   c.equal('sg_persist REGISTER 0xbbbb via B: exit', c.line('sgp-register-b').rc, 0);
 
@@ -68,12 +66,6 @@ function main(path: string): boolean {
   c.equal('journal: the SG_IO ENOTTY failure stored at PRIORITY 4 (warning)', priority.enotty_priority, 4);
   c.check('journal: journalctl -p warning shows the SG_IO failure', Number(priority.enotty_at_warning) >= 1, priority);
   c.equal('journal: journalctl -p warning leaves out info lines ("accepting connections")', priority.accepting_at_warning, 0);
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (path === undefined) {
-  console.error('usage: check-systemd.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-systemd.js', main);

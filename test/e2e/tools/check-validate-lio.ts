@@ -3,7 +3,7 @@
 // Usage: node dist/test/e2e/tools/check-validate-lio.js RESULTS.jsonl  (exit 0 = all passed)
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Checker, readResults, type ResultLine } from './results.js';
+import { Checker, type ResultLine, runChecks } from './results.js';
 
 interface StepRecord {
   id: string;
@@ -33,10 +33,8 @@ const JUSTIFIED: Record<string, { why: string; ours: (debian: string) => string 
   '-k B': { why: 'no INQUIRY through the helper: the identification lines are missing', ours: (d) => d.split('\n').filter((l) => /PR generation|^\s+0x/.test(l)).join('\n') + '\n' },
 };
 
-function main(path: string): boolean {
-  const results = readResults(path);
+function main(c: Checker, results: ResultLine[], path: string): void {
   const out = dirname(path);
-  const c = new Checker(results);
   const report = (name: string): Report | null => {
     try {
       return JSON.parse(readFileSync(join(out, `validate-${name}.json`), 'utf8')) as Report;
@@ -132,12 +130,6 @@ function main(path: string): boolean {
   const absent = cases.find((r) => r.run === 'socket');
   c.equal('pr-helper sg_persist with no socket: exit status (50 + ENOENT)', absent?.rc, 52);
   if (absent) console.log(`     no socket: ${JSON.stringify(file(absent, 'err'))}`);
-  return c.summary();
 }
 
-const path = process.argv[2];
-if (!path) {
-  console.error('usage: check-validate-lio.js RESULTS.jsonl');
-  process.exit(2);
-}
-process.exit(main(path) ? 0 : 1);
+runChecks('check-validate-lio.js', main);

@@ -4,11 +4,9 @@
 // sense, facts (registrations per nexus as READ FULL STATUS from node B shows them,
 // the reservation, keys) and latency bounds, and insists on every required step.
 import { REQUIRED_STEPS, type StepExpectation } from './multipath-scenario.js';
-import { Checker, readResults, type ResultLine } from './results.js';
+import { Checker, type ResultLine, runChecks } from './results.js';
 
-function main(path: string): boolean {
-  const results = readResults(path);
-  const c = new Checker(results);
+function main(c: Checker, results: ResultLine[]): void {
 
   const setup = c.line('setup');
   c.check('setup: the map is a dm device with an mpath- uuid', typeof setup.uuid === 'string' && setup.uuid.startsWith('mpath-'), setup);
@@ -42,7 +40,6 @@ function main(path: string): boolean {
   c.equal('unprivileged daemon (-u nobody): logs how to grant access to the paths', unpriv.log_hint, 1);
   c.equal('unprivileged daemon (-u nobody): still running', unpriv.alive, 1);
   c.equal('helper still running after the scenario (no path failure stopped it)', c.line('helper-alive-after-scenario').ok, 1);
-  return c.summary();
 }
 
 function checkStep(c: Checker, line: ResultLine, expect: StepExpectation): void {
@@ -54,4 +51,4 @@ function checkStep(c: Checker, line: ResultLine, expect: StepExpectation): void 
   if (expect.maxMs !== undefined) c.check(`${name}: answered within ${expect.maxMs} ms`, Number(line.ms) <= expect.maxMs, line.ms);
 }
 
-process.exit(main(process.argv[2] ?? '') ? 0 : 1);
+runChecks('multipath-check.js', main);

@@ -56,6 +56,22 @@ export class Checker {
   }
 }
 
+/**
+ * The whole of a check script: `node check-X.js RESULTS.jsonl` runs `checks`
+ * on the results and exits 0 only when every check passed (2 on bad usage).
+ */
+export function runChecks(script: string, checks: (c: Checker, results: ResultLine[], path: string) => void): void {
+  const path = process.argv[2];
+  if (path === undefined) {
+    console.error(`usage: ${script} RESULTS.jsonl`);
+    process.exit(2);
+  }
+  const results = readResults(path);
+  const c = new Checker(results);
+  checks(c, results, path);
+  process.exit(c.summary() ? 0 : 1);
+}
+
 // ---- SCSI payload decoding (SPC-4 6.16 PERSISTENT RESERVE IN parameter data) ----
 
 export interface ReadKeys {
