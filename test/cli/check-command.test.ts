@@ -13,6 +13,7 @@ import { permissionHint, socketWriteAccess } from '../../src/cli/check-command.j
 import * as native from '../../src/native/binding.js';
 import { DAEMON_ENTRY, requireTool, runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/wait.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 
 const NOBODY = 65534;
 const asNobody = ['/usr/bin/setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
@@ -30,8 +31,7 @@ beforeAll(() => {
   writeFileSync(image, '');
   truncateSync(image, 1 << 20);
   chmodSync(image, 0o644);
-  config = join(dir, 'sim.json');
-  writeFileSync(config, JSON.stringify({ stateDir: join(dir, 'state'), luns: [{ name: 'disk0', paths: [{ path: image, initiator: 'iqn.2008-11.org.linux-kvm:node-a' }] }] }));
+  config = writeSimConfig(dir, [{ name: 'disk0', paths: [{ path: image, initiator: 'iqn.2008-11.org.linux-kvm:node-a' }] }]);
 });
 
 afterAll(() => {

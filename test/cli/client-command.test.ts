@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 
 const NODE_A = 'iqn.2008-11.org.linux-kvm:node-a';
 const NODE_B = 'iqn.2008-11.org.linux-kvm:node-b';
@@ -30,22 +31,7 @@ beforeAll(async () => {
     writeFileSync(image, '');
     truncateSync(image, 1 << 20);
   }
-  const config = join(dir, 'sim.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      stateDir: join(dir, 'state'),
-      luns: [
-        {
-          name: 'disk0',
-          paths: [
-            { path: imageA, initiator: NODE_A },
-            { path: imageB, initiator: NODE_B, targetPort: 2 },
-          ],
-        },
-      ],
-    }),
-  );
+  const config = writeSimConfig(dir, [{ name: 'disk0', paths: [{ path: imageA, initiator: NODE_A }, { path: imageB, initiator: NODE_B, targetPort: 2 }] }]);
   daemon = await startDaemon(socket, ['--simulate', config]);
 });
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON_ENTRY, requireTool, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 
 /*
  * `pr-helper sg_persist`: sg_persist's spelling, output (sg3_utils
@@ -23,15 +24,11 @@ let daemon: RunningDaemon;
 beforeAll(async () => {
   writeFileSync(a, '');
   writeFileSync(b, '');
-  const config = {
-    stateDir: join(dir, 'state'),
-    luns: [{ name: 'disk0', paths: [
-      { path: a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
-      { path: b, initiator: 'naa.50014050000000a2', targetPort: 2 },
-    ] }],
-  };
-  writeFileSync(join(dir, 'sim.json'), JSON.stringify(config));
-  daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'sim.json')]);
+  const config = writeSimConfig(dir, [{ name: 'disk0', paths: [
+    { path: a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
+    { path: b, initiator: 'naa.50014050000000a2', targetPort: 2 },
+  ] }]);
+  daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', config]);
 });
 
 afterAll(async () => {

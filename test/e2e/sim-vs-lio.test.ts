@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { divergences, judge, LIO_FIXTURE, LIO_QUIRKS, type Divergence } from './tools/lio-divergences.js';
 import { prSequence, runSequence, type Recording } from './tools/pr-sequence.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 
 /*
  * Tier 1b without a VM: the Tier 1 sequence on our daemon's simulated disk, compared
@@ -25,19 +26,14 @@ async function simulate(profile: 'spc4' | 'lio'): Promise<{ sim: Recording; stop
   mkdirSync(join(dir, 'state'));
   // LIO's nexuses as READ FULL STATUS shows them: SAS initiator ports …a1/…a2 on
   // relative target ports 1 and 2.
-  const config = {
-    stateDir: join(dir, 'state'),
-    profile,
-    luns: [{
-      name: 'disk0',
-      paths: [
-        { path: disks.A, initiator: 'naa.50014050000000a1', targetPort: 1 },
-        { path: disks.B, initiator: 'naa.50014050000000a2', targetPort: 2 },
-      ],
-    }],
-  };
-  writeFileSync(join(dir, 'simulate.json'), JSON.stringify(config));
-  const daemon: RunningDaemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'simulate.json')]);
+  const config = writeSimConfig(dir, [{
+    name: 'disk0',
+    paths: [
+      { path: disks.A, initiator: 'naa.50014050000000a1', targetPort: 1 },
+      { path: disks.B, initiator: 'naa.50014050000000a2', targetPort: 2 },
+    ],
+  }], { profile });
+  const daemon: RunningDaemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', config]);
   try {
     return {
       sim: await runSequence(daemon.socket, disks, `simulated-${profile}`),

@@ -1,8 +1,8 @@
 /**
  * The install for hosts without the Debian package: `npm pack`, then
  * `npm install -g` of the tarball (into a scratch prefix), which compiles the
- * addon on the host. Offline: the npm cache holds the dependencies since
- * `npm ci`.
+ * addon on the host. --prefer-offline: `npm ci` has cached the dependencies'
+ * tarballs but not their registry metadata, which a fresh machine fetches.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -32,7 +32,7 @@ describe.runIf(canRun)('npm install -g of the npm pack tarball', () => {
     expect(pack.code, pack.stderr).toBe(0);
     const tarball = readdirSync(scratch).find((f) => f.endsWith('.tgz'));
     expect(tarball).toBeDefined();
-    const install = run('npm', ['install', '-g', '--offline', '--no-audit', '--no-fund', '--prefix', prefix, join(scratch, tarball!)], scratch);
+    const install = run('npm', ['install', '-g', '--prefer-offline', '--no-audit', '--no-fund', '--prefix', prefix, join(scratch, tarball!)], scratch);
     expect(install.code, install.stderr).toBe(0);
   }, 240_000);
 

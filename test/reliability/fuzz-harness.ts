@@ -16,6 +16,7 @@ import { QEMU_PR_HELPER, type RunningDaemon, startDaemon, startProcess } from '.
 import { createFakeTargetDir, FakeDevice, fakeTargetEnv, type FakeResponse } from '../helpers/fake-target.js';
 import { countOpenFds } from '../helpers/fds.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 import { sleep } from '../helpers/wait.js';
 import {
   checkReplies,
@@ -164,23 +165,16 @@ function setUpSimulation(): SimSetup {
   const dir = mkdtempSync(join(tmpdir(), 'fuzz-sim-'));
   const images = ['a', 'b', 'c', 'unrouted'].map((n) => join(dir, `${n}.img`));
   images.forEach((p) => writeFileSync(p, Buffer.alloc(512)));
-  const config = join(dir, 'sim.json');
-  writeFileSync(
-    config,
-    JSON.stringify({
-      stateDir: join(dir, 'state'),
-      luns: [
-        {
-          name: 'lun0',
-          paths: [
-            { path: images[0], initiator: 'iqn.2024-01.test:host-a' },
-            { path: images[1], initiator: 'iqn.2024-01.test:host-b', targetPort: 2 },
-          ],
-        },
-        { name: 'lun1', paths: [{ path: images[2], initiator: 'naa.5001405000000001' }] },
+  const config = writeSimConfig(dir, [
+    {
+      name: 'lun0',
+      paths: [
+        { path: images[0]!, initiator: 'iqn.2024-01.test:host-a' },
+        { path: images[1]!, initiator: 'iqn.2024-01.test:host-b', targetPort: 2 },
       ],
-    }),
-  );
+    },
+    { name: 'lun1', paths: [{ path: images[2]!, initiator: 'naa.5001405000000001' }] },
+  ]);
   const fds = new Map<string, number>();
   const kinds: string[] = [];
   for (const [i, p] of images.entries()) {

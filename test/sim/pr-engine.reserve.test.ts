@@ -37,6 +37,18 @@ function reserved(type: number): ReturnType<typeof lun> & { as: (role: Role) => 
   return { ...setup, as };
 }
 
+/**
+ * reserved(type) plus d registered with KC; the command's sender is the holder
+ * (a) or the registered non-holder (b), `others` the remaining registrants.
+ */
+function reservedWithFourth(type: number, who: string) {
+  const { a, b, c, on } = reserved(type);
+  const d = on('iqn.2008-11.org.linux-kvm:node-d');
+  expectGood(d.registerIgnore(KC));
+  const [sender, key, others] = who === 'holder' ? ([a, KA, [b, d]] as const) : ([b, KB, [a, d]] as const);
+  return { a, c, sender, key, others, generation: a.generation() };
+}
+
 const name = (type: number): string => TYPE_NAMES[type]!;
 
 describe('RESERVE (§4.2)', () => {
@@ -142,11 +154,7 @@ describe('RELEASE (§4.3)', () => {
   it.each(ALL_TYPES.flatMap((type) => (isAllRegistrants(type) ? ['holder', 'registered non-holder'] : ['holder']).map((who) => [name(type), who, type] as const)))(
     'of %s by the %s releases it; 2A/04 to the other registrants only for RO/AR types',
     (_n, who, type) => {
-      const { a, b, c, on } = reserved(type);
-      const d = on('iqn.2008-11.org.linux-kvm:node-d');
-      expectGood(d.registerIgnore(KC));
-      const [sender, key, others] = who === 'holder' ? [a, KA, [b, d]] : [b, KB, [a, d]];
-      const generation = a.generation();
+      const { a, c, sender, key, others, generation } = reservedWithFourth(type, who);
       expectGood(sender.release(key, type));
       const expected: [number, number][] = isRegistrantsOnly(type) || isAllRegistrants(type) ? [[0x2a, 0x04]] : [];
       for (const other of others) expect(other.drainUnitAttentions()).toEqual(expected);
@@ -162,11 +170,7 @@ describe('CLEAR (§4.4)', () => {
   it.each(ALL_TYPES.flatMap((type) => (['holder', 'registered non-holder'] as const).map((who) => [name(type), who, type] as const)))(
     'under %s from the %s removes everything, 2A/03 to the other former registrants, generation +1',
     (_n, who, type) => {
-      const { a, b, c, on } = reserved(type);
-      const d = on('iqn.2008-11.org.linux-kvm:node-d');
-      expectGood(d.registerIgnore(KC));
-      const [sender, key, others] = who === 'holder' ? [a, KA, [b, d]] : [b, KB, [a, d]];
-      const generation = a.generation();
+      const { a, c, sender, key, others, generation } = reservedWithFourth(type, who);
       expectGood(sender.clear(key));
       for (const other of others) expect(other.drainUnitAttentions()).toEqual([[0x2a, 0x03]]);
       expect(sender.drainUnitAttentions()).toEqual([]);

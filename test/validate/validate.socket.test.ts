@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HelperClient } from '../../src/client/client.js';
 import { basicParams, IN, prInCdb, prOutCdb, SA } from '../fixtures/scsi-bytes.js';
 import { DAEMON_ENTRY, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { writeSimConfig } from '../helpers/sim-config.js';
 
 /*
  * `pr-helper validate` end to end: the CLI, through the socket and fd
@@ -22,16 +23,12 @@ let daemon: RunningDaemon;
 beforeAll(async () => {
   for (const image of Object.values(images)) writeFileSync(image, '');
   mkdirSync(join(dir, 'state'));
-  const config = {
-    stateDir: join(dir, 'state'),
-    luns: [{ name: 'disk0', paths: [
-      { path: images.a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
-      { path: images.b, initiator: 'iqn.2008-11.org.linux-kvm:node-b', targetPort: 2 },
-      { path: images.c, initiator: 'iqn.2008-11.org.linux-kvm:watcher' },
-    ] }],
-  };
-  writeFileSync(join(dir, 'sim.json'), JSON.stringify(config));
-  daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', join(dir, 'sim.json')]);
+  const config = writeSimConfig(dir, [{ name: 'disk0', paths: [
+    { path: images.a, initiator: 'iqn.2008-11.org.linux-kvm:node-a' },
+    { path: images.b, initiator: 'iqn.2008-11.org.linux-kvm:node-b', targetPort: 2 },
+    { path: images.c, initiator: 'iqn.2008-11.org.linux-kvm:watcher' },
+  ] }]);
+  daemon = await startDaemon(join(dir, 'prh.sock'), ['--simulate', config]);
 });
 
 afterAll(async () => {
