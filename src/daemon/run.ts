@@ -15,6 +15,7 @@ import { HelperServer } from '../server/server.js';
 import { resolveGroup, resolveUser } from './accounts.js';
 import type { DaemonOptions } from './daemon-options.js';
 import { daemonize, reportToParent, takeReadyFd } from './daemonize.js';
+import { limitOpenFiles } from './file-limit.js';
 import { systemdNotifier } from './notify.js';
 import { createPidfile, removePidfile, type Pidfile } from './pidfile.js';
 import { CAP_SYS_RAWIO, dropPrivileges, type PrivilegeTarget } from './privileges.js';
@@ -152,6 +153,7 @@ async function startUp(options: DaemonOptions, created: Created): Promise<number
     throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
   const target = privilegeTarget(options);
+  limitOpenFiles(options);
   created.listener = openListener(options);
   try {
     if (options.pidfile !== null) created.pidfile = createPidfile(options.pidfile);
@@ -259,7 +261,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     }),
     log,
   );
-  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, openFiles: native.openFileLimit().soft, pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
   notify(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
 

@@ -98,6 +98,8 @@ interface NativeAddon {
   shutdown(fd: number, how: number): void;
   fcntl(fd: number, cmd: number, arg?: number): number;
   lockFile(fd: number): void;
+  openFileLimit(): RawFileLimit;
+  setOpenFileSoftLimit(soft: number): RawFileLimit;
   socketOption(fd: number, level: number, name: number): number;
   poll(fd: number, events: number, callback: (status: number, events: number) => void): PollHandle;
   pollUpdate(handle: PollHandle, events: number): void;
@@ -166,6 +168,22 @@ export const SHUT_WR = 1;
 /** For tests and tools: lets a client end its stream while still reading. */
 export const shutdown = addon.shutdown;
 export const lockFile = addon.lockFile;
+
+/** RLIMIT_NOFILE; `Infinity` for RLIM_INFINITY. */
+export interface FileLimit {
+  readonly soft: number;
+  readonly hard: number;
+}
+
+interface RawFileLimit {
+  readonly soft: number;
+  readonly hard: number;
+}
+
+const fileLimit = (raw: RawFileLimit): FileLimit => ({ soft: raw.soft < 0 ? Infinity : raw.soft, hard: raw.hard < 0 ? Infinity : raw.hard });
+export const openFileLimit = (): FileLimit => fileLimit(addon.openFileLimit());
+/** Sets the soft limit only; lowering it needs no privilege. */
+export const setOpenFileSoftLimit = (soft: number): FileLimit => fileLimit(addon.setOpenFileSoftLimit(soft));
 export const poll = addon.poll;
 export const pollUpdate = addon.pollUpdate;
 export const pollClose = addon.pollClose;
