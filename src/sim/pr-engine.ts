@@ -80,6 +80,14 @@ export interface PrEngineOptions {
 }
 
 const DEFAULT_MAX_REGISTRATIONS = 256;
+/**
+ * Unit-attention state is kept for at least this many I_T nexuses (and for four
+ * times maxRegistrations when that is more). The simulated default gives every
+ * client process an initiator of its own, so without a bound every process that
+ * ever sent a command would stay in memory (security review, "simulated default
+ * grows without bound").
+ */
+const MIN_TRACKED_NEXUSES = 1024;
 const EMPTY = Buffer.alloc(0);
 const U32_LIMIT = 2 ** 32;
 
@@ -152,7 +160,9 @@ export class PrEngine {
   private reservation: Reservation | null = null;
   private generation = 0;
   private aptpl = false;
+  /** Pending conditions per I_T nexus that has sent a command; insertion order is first contact. */
   private readonly unitAttentions = new Map<string, SenseCode[]>();
+  private readonly maxTrackedNexuses: number;
   private powerOnPending = false;
   private changed = false;
 
@@ -160,6 +170,7 @@ export class PrEngine {
     const { ports, maxRegistrations, profile } = validatedOptions(options);
     this.targetPorts = ports;
     this.maxRegistrations = maxRegistrations;
+    this.maxTrackedNexuses = Math.max(MIN_TRACKED_NEXUSES, 4 * maxRegistrations);
     this.profile = profile;
   }
 
@@ -286,8 +297,25 @@ export class PrEngine {
     if (queue === undefined) {
       queue = this.powerOnPending ? [Sense.POWER_ON_RESET] : [];
       this.unitAttentions.set(key, queue);
+      this.forgetOldNexuses();
     }
     return queue;
+  }
+
+  /**
+   * Beyond maxTrackedNexuses, the unregistered nexuses first seen longest ago
+   * are forgotten, pending conditions and all, as a target forgets a lost I_T
+   * nexus: one that comes back is new and gets 29/00 first. Registrants are
+   * never forgotten (there are at most maxRegistrations of them).
+   */
+  private forgetOldNexuses(): void {
+    let excess = this.unitAttentions.size - this.maxTrackedNexuses;
+    for (const key of this.unitAttentions.keys()) {
+      if (excess <= 0) return;
+      if (this.registrations.has(key)) continue;
+      this.unitAttentions.delete(key);
+      excess -= 1;
+    }
   }
 
   /** A condition already pending for the nexus is not queued twice, which also bounds the queue. */
