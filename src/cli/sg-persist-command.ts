@@ -332,7 +332,10 @@ export function formatPrInHex(action: number, data: Uint8Array, hex: number, all
     const length = buffer[1] ?? 0;
     return length === 8 ? { out: dump(0, 8), malformed: false } : { out: dump(0, length), malformed: true };
   }
-  const header = buffer.length >= 8 ? decodePrInHeader(buffer) : { generation: 0, additionalLength: 0 };
+  // PRGENERATION counts once its 4 bytes fit the allocation length, ADDITIONAL LENGTH once all 8 do.
+  const head = Buffer.alloc(8);
+  if (buffer.length >= 4) buffer.copy(head, 0, 0, buffer.length >= 8 ? 8 : 4);
+  const header = decodePrInHeader(head);
   const generation = header.generation;
   // sg_persist keeps ADDITIONAL LENGTH in an int, so a value of 2^31 or more prints negative.
   const additionalLength = header.additionalLength | 0;

@@ -49,6 +49,13 @@ describe('formatPrInHex', () => {
     expect(out).toBe('  PR generation=0x3, Additional length too large=16, truncate\n 00     00 00 00 00 00 00 00 00\n');
   });
 
+  it('-H with an allocation length of 4 to 7 shows PRGENERATION but not ADDITIONAL LENGTH', () => {
+    for (const length of [4, 6]) {
+      expect(formatPrInHex(PrInAction.READ_KEYS, twoKeys.subarray(0, length), 1, length).out).toBe('  PR generation=0x3, Additional length=0\nAdditional length=0\n');
+    }
+    expect(formatPrInHex(PrInAction.READ_KEYS, twoKeys.subarray(0, 2), 1, 2).out).toBe('  PR generation=0x0, Additional length=0\nAdditional length=0\n');
+  });
+
   it('-HH: the whole response with offsets; -HHH without', () => {
     expect(formatPrInHex(PrInAction.READ_KEYS, twoKeys, 2, 8192).out).toBe(
       ' 00     00 00 00 03 00 00 00 10  00 00 00 00 00 00 00 aa\n 10     11 22 33 44 55 66 77 88\n',
