@@ -143,9 +143,9 @@ function removeCreated(created: Created, log: Logger | null): void {
  * pidfile, privilege drop. The drop happens in this process, so descriptors
  * the starter left open stay open; what the daemon runs later must already be
  * loaded, since a dropped user may not be able to read the installation.
- * Returns the number of threads the drop changed.
+ * Returns the number of threads the drop changed and the soft descriptor limit set.
  */
-async function startUp(options: DaemonOptions, created: Created): Promise<number> {
+async function startUp(options: DaemonOptions, created: Created): Promise<{ threads: number; openFiles: number }> {
   // SG_IO with PR opcodes needs CAP_SYS_RAWIO (the kernel's SCSI command
   // filter, blk_verify_command/scsi_cmd_allowed); without it every command
   // would fail with EPERM, and the drop could not keep it: fail first.
@@ -153,12 +153,12 @@ async function startUp(options: DaemonOptions, created: Created): Promise<number
     throw new StartupError('SG_IO needs CAP_SYS_RAWIO: run as root (or with AmbientCapabilities=CAP_SYS_RAWIO), or use --simulate');
   }
   const target = privilegeTarget(options);
-  limitOpenFiles(options);
+  const openFiles = limitOpenFiles(options).soft;
   created.listener = openListener(options);
   try {
     if (options.pidfile !== null) created.pidfile = createPidfile(options.pidfile);
     if (options.simulate !== null) await loadSimulator();
-    return dropPrivileges(target).threads;
+    return { threads: dropPrivileges(target).threads, openFiles };
   } catch (err) {
     throw err instanceof StartupError ? err : new StartupError((err as Error).message);
   }
@@ -210,12 +210,12 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
   const stopped = stopSignals(log);
 
   const created: Created = { listener: null, pidfile: null };
-  let threads: number;
+  let started: { threads: number; openFiles: number };
   let backend: Backend;
   const monitor = new Monitor();
   let metrics: MetricsEndpoint | null = null;
   try {
-    threads = await startUp(options, created);
+    started = await startUp(options, created);
     backend = await createBackend(options, log);
     // The gauges read `server` only when scraped, which is after it exists.
     if (options.metrics) metrics = await openMetrics(options.metrics, { monitor, connections: () => server.connectionCount, inFlight: () => server.inFlight(), droppedLogLines: logging.droppedLines });
@@ -261,7 +261,7 @@ export async function runDaemon(options: DaemonOptions, createBackend: BackendFa
     }),
     log,
   );
-  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), threads, openFiles: native.openFileLimit().soft, pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
+  log.info({ socket: socketName, backend: backend.name, uid: process.getuid!(), gid: process.getgid!(), ...started, pidfile: pidfile?.path, metrics: metrics?.url }, 'accepting connections');
   notify(`READY=1\nSTATUS=serving ${socketName} (${backend.name})\nMAINPID=${process.pid}`);
   reportToParent(readyFd, { ok: true });
 
